@@ -1,0 +1,66 @@
+# kvmhost.lifecycle: run as root on a Debian 12 machine, with or without systemd.
+#   make setup  packages, .venv, host services (playbooks/host.yml), demo images; idempotent
+#   make demo   setup, then what the demo can show today
+#   make test   setup, then the whole suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COLLECTION_LINK := .build/collections/ansible_collections/kvmhost/lifecycle
+IMAGES_DIR ?= /var/lib/kvmhost/images
+
+.PHONY: setup system-packages venv collection-link host images demo test unit sanity lint integration molecule bench build clean
+
+setup: system-packages venv collection-link host images
+
+system-packages:
+	@tools/install-system-packages
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+# ansible.cfg points collections_path at .build/collections: this link makes kvmhost.lifecycle the working tree.
+collection-link:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@test -L $(COLLECTION_LINK) || ln -sfn ../../../.. $(COLLECTION_LINK)
+
+host: venv collection-link
+	$(BIN)/ansible-playbook playbooks/host.yml
+
+images:
+	@tools/build-demo-images $(IMAGES_DIR)
+
+demo: setup
+	@tools/demo
+
+test: setup
+	@tools/run-tests all
+
+unit: venv collection-link
+	@tools/run-tests unit
+
+sanity: venv
+	@tools/run-tests sanity
+
+lint: venv collection-link
+	@tools/run-tests lint
+
+integration: setup
+	@tools/run-tests integration
+
+molecule: setup
+	@tools/run-tests molecule
+
+bench:
+	@echo "No benchmarks yet: no issue has asked for one." >&2
+
+build: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist
+
+clean:
+	rm -rf .build tests/output

@@ -1,0 +1,118 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kvmhost.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module of the collection shares: the plan/apply split and the one error path.
+
+A module file declares its argument spec and a driver class with ``run()``. ``run_module``
+builds the AnsibleModule, calls the driver and turns every known failure into ``fail_json``
+in exactly one place. Drivers build a :class:`Plan`: check mode stops after planning, diff
+mode reads the plan's before/after, and ``apply()`` performs the steps in order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
+
+try:
+    import libvirt
+    _LIBVIRT_ERRORS = (libvirt.libvirtError,)
+except ImportError:  # reported by the modules that need it, through missing_required_lib
+    _LIBVIRT_ERRORS = ()
+
+
+class Step(object):
+    """One change the plan will make: a sentence for the user and the callable that makes it."""
+
+    def __init__(self, description, action):
+        self.description = description
+        self.action = action
+
+    def __repr__(self):
+        return 'Step(%r)' % self.description
+
+
+class Plan(object):
+    """The changes a module will make, and the state before and after them."""
+
+    def __init__(self, before=None, after=None):
+        self.steps = []
+        self.before = before if before is not None else {}
+        self.after = after if after is not None else {}
+
+    def add(self, description, action):
+        self.steps.append(Step(description, action))
+
+    @property
+    def changed(self):
+        return bool(self.steps)
+
+    @property
+    def descriptions(self):
+        return [step.description for step in self.steps]
+
+    def apply(self):
+        """Run each step in order; a failing step stops the rest and names itself."""
+        for step in self.steps:
+            try:
+                step.action()
+            except KvmhostError:
+                raise
+            except (OSError, sqlite3.Error) + _LIBVIRT_ERRORS as exc:
+                raise KvmhostError('failed to %s: %s' % (step.description, describe_error(exc)))
+
+    def diff(self):
+        return {'before': self.before, 'after': self.after}
+
+
+def describe_error(exc):
+    """A one-line description of a library error, naming the file or libvirt's complaint."""
+    if _LIBVIRT_ERRORS and isinstance(exc, _LIBVIRT_ERRORS):
+        return 'libvirt: %s' % (exc.get_error_message() or str(exc))
+    if isinstance(exc, OSError):
+        where = exc.filename
+        if getattr(exc, 'filename2', None):
+            where = '%s -> %s' % (exc.filename, exc.filename2)
+        return '%s: %s' % (where, exc.strerror) if where else (exc.strerror or str(exc))
+    if isinstance(exc, sqlite3.Error):
+        return 'state store: %s' % exc
+    return str(exc)
+
+
+class ModuleDriver(object):
+    """Base of every module's logic. Subclasses implement ``run()`` returning the result dict."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.check_mode = module.check_mode
+        self.diff_mode = module._diff
+
+    def run(self):
+        raise NotImplementedError
+
+    def finish(self, plan, **result):
+        """Apply ``plan`` unless in check mode and build the standard result."""
+        if plan.changed and not self.check_mode:
+            plan.apply()
+        result['changed'] = plan.changed
+        result.setdefault('actions', plan.descriptions)
+        if self.diff_mode:
+            result['diff'] = plan.diff()
+        return result
+
+
+def run_module(driver_class, argument_spec, **module_kwargs):
+    """Build the AnsibleModule, run the driver, exit or fail: the collection's one error path."""
+    module_kwargs.setdefault('supports_check_mode', True)
+    module = AnsibleModule(argument_spec=argument_spec, **module_kwargs)
+    try:
+        result = driver_class(module).run()
+    except KvmhostError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+    except (OSError, sqlite3.Error) + _LIBVIRT_ERRORS as exc:
+        module.fail_json(msg=describe_error(exc))
+    module.exit_json(**result)
