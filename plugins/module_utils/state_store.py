@@ -199,6 +199,10 @@ class StateStore(object):
             store._check_identity()
             if not readonly:
                 store._migrate()
+            elif store.schema_version() == 0:
+                # Created by a writer that has not migrated it yet: nothing to read so far.
+                conn.close()
+                return None
             elif store.schema_version() != SCHEMA_VERSION:
                 raise KvmhostError('%s has schema version %d, this collection reads version %d; run a module '
                                    'that writes the store to migrate it'
@@ -225,8 +229,14 @@ class StateStore(object):
         return self._conn.execute('PRAGMA user_version').fetchone()[0]
 
     def _check_identity(self):
-        app_id = self._conn.execute('PRAGMA application_id').fetchone()[0]
-        tables = self._conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        # One read transaction: a writer migrating the file at the same time must not be seen half-way
+        # (its tables without its application id).
+        self._conn.execute('BEGIN')
+        try:
+            tables = self._conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            app_id = self._conn.execute('PRAGMA application_id').fetchone()[0]
+        finally:
+            self._conn.execute('COMMIT')
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
             raise KvmhostError('%s is an SQLite database of some other program, not a kvmhost state store'
                                % self.path, field='state_db')

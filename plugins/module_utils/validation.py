@@ -21,8 +21,8 @@ def check_uuid(value, field='uuid'):
     if not isinstance(value, str) or not value:
         raise KvmhostError('must be a UUID like 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0, got %r' % (value,),
                            field=field)
-    candidate = value.strip().lower()
-    if not _UUID_RE.match(candidate):
+    candidate = value.lower()
+    if not _UUID_RE.fullmatch(candidate):
         raise KvmhostError('must be a UUID like 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0, got %r' % (value,),
                            field=field)
     return str(uuid_lib.UUID(candidate))
@@ -30,7 +30,7 @@ def check_uuid(value, field='uuid'):
 
 def check_token(value, field):
     """An identifier that will become part of a file or device name: no '/', no '..', no spaces."""
-    if not isinstance(value, str) or not _SAFE_TOKEN_RE.match(value) or '..' in value:
+    if not isinstance(value, str) or not _SAFE_TOKEN_RE.fullmatch(value) or '..' in value:
         raise KvmhostError('must be 1-255 characters of letters, digits and ._:@+- without "..", '
                            'starting with a letter or digit; got %r' % (value,), field=field)
     return value
