@@ -28,7 +28,7 @@ def run_module(name, args, check=False, diff=False, timeout=300):
     env = dict(os.environ, PYTHONPATH=COLLECTIONS)
     process = subprocess.run(
         [sys.executable, '-m', 'ansible_collections.kvmhost.lifecycle.plugins.modules.%s' % name],
-        input=json.dumps({'ANSIBLE_MODULE_ARGS': payload}), capture_output=True, text=True, env=env,
+        input=json.dumps({'ANSIBLE_MODULE_ARGS': payload}), capture_output=True, text=True, env=env, check=False,
         timeout=timeout, cwd='/')
     try:
         return json.loads(process.stdout)
@@ -50,7 +50,8 @@ def run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=N
         command.append('--diff')
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_FORCE_COLOR='0')
-    process = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    process = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout,
+                             check=False)
     return process.returncode, process.stdout + process.stderr
 
 

@@ -103,7 +103,7 @@ def test_info_on_missing_store_reads_nothing_and_creates_nothing(state_db):
 
 def test_concurrent_writers_all_succeed(state_db):
     """Sixteen module runs at once on one store (eight instances, two steps each): none may fail."""
-    uuids = [str(uuid_lib.uuid4()) for _ in range(8)]
+    uuids = [str(uuid_lib.uuid4()) for dummy in range(8)]
 
     def write(index):
         instance = uuids[index % 8]
@@ -153,4 +153,4 @@ def test_through_ansible_playbook_check_apply_and_idempotence(tmp_path):
             for check, expect in ((True, 0), (False, 1), (True, 1), (False, 1))]
     for returncode, output in runs:
         assert returncode == 0, output[-3000:]
-    assert [recap(output)['changed'] for _, output in runs] == [1, 1, 0, 0]
+    assert [recap(output)['changed'] for dummy, output in runs] == [1, 1, 0, 0]
