@@ -1,0 +1,136 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kvmhost.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: domain
+short_description: Define, start, stop or undefine the libvirt domain of an instance
+version_added: 0.1.0
+description:
+  - Manages the libvirt domain of an instance, always found by its UUID, never by name.
+  - With O(xml), defines the domain when it does not exist, and redefines it when the defined XML really differs from
+    O(xml). Drift ignores what libvirt adds by itself (PCI addresses, controllers, consoles, aliases, the full
+    machine type); the wanted XML must be contained in the defined one, and libvirt must not hold more disks,
+    interfaces, serial ports or graphics than wanted. A second run with the same XML reports no change.
+  - V(running) starts the domain (or resumes it) and waits until libvirt reports it RUNNING.
+  - V(stopped) powers it off the way M(kvmhost.lifecycle.instance_shutdown) does.
+  - V(absent) powers it off and undefines it, removing its managed save image, snapshot and checkpoint metadata and
+    NVRAM.
+  - A redefinition of a running domain changes its persistent definition; RV(restart_required) says the running guest
+    still has the old one, unless O(restart_on_change) restarts it.
+author:
+  - kvmhost.lifecycle developers (@kvmhost)
+extends_documentation_fragment:
+  - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.shutdown
+  - kvmhost.lifecycle.attributes
+options:
+  uuid:
+    description: The instance UUID. It must be the C(<uuid>) of O(xml).
+    type: str
+    required: true
+  xml:
+    description:
+      - The wanted domain XML, for example from M(kvmhost.lifecycle.domain_xml). Required to define a domain that does
+        not exist yet.
+    type: str
+  state:
+    description: What the domain should be.
+    type: str
+    choices: [running, stopped, absent]
+    default: running
+  wait_timeout:
+    description: Seconds to wait for the domain to reach RUNNING after it starts.
+    type: int
+    default: 60
+  restart_on_change:
+    description: Restart a running domain (graceful shutdown, then start) when its definition changed.
+    type: bool
+    default: false
+'''
+
+EXAMPLES = r'''
+- name: Build the XML of web-1
+  kvmhost.lifecycle.domain_xml:
+    instance: "{{ instance }}"
+    local_id: "{{ record.instance.local_id }}"
+    virt_type: qemu
+  register: built
+
+- name: Define and start it
+  kvmhost.lifecycle.domain:
+    uuid: "{{ instance.uuid }}"
+    xml: "{{ built.xml }}"
+    state: running
+
+- name: Remove it
+  kvmhost.lifecycle.domain:
+    uuid: "{{ instance.uuid }}"
+    state: absent
+    shutdown_timeout: 30
+'''
+
+RETURN = r'''
+uuid:
+  description: The domain UUID.
+  returned: always
+  type: str
+name:
+  description: The domain name, or null when the domain does not exist.
+  returned: always
+  type: str
+  sample: instance-00000001
+defined:
+  description: Whether the domain is defined after the call.
+  returned: always
+  type: bool
+libvirt_state:
+  description: The libvirt state name after the call (running, shutoff, ...), or null.
+  returned: always
+  type: str
+  sample: running
+power_state:
+  description: The Nova power_state code after the call (1 RUNNING, 4 SHUTDOWN, 0 no domain).
+  returned: always
+  type: int
+  sample: 1
+drift:
+  description: Where the defined XML differed from O(xml) (empty when they match).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/domain/devices/interface[2]: missing"]
+restart_required:
+  description: Whether the running guest still runs an older definition.
+  returned: always
+  type: bool
+power_off:
+  description: What a power-off did (clean, destroyed, shutdown_requests, seconds, messages), when one happened.
+  returned: when the domain was powered off
+  type: dict
+'''
+
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import DomainDriver
+
+ARGUMENT_SPEC = dict(
+    uuid=dict(type='str', required=True),
+    libvirt_uri=dict(type='str', default='qemu:///system'),
+    xml=dict(type='str'),
+    state=dict(type='str', choices=['running', 'stopped', 'absent'], default='running'),
+    wait_timeout=dict(type='int', default=60),
+    restart_on_change=dict(type='bool', default=False),
+    shutdown_timeout=dict(type='int', default=60),
+    retry_interval=dict(type='int', default=10),
+)
+
+
+def main():
+    run_module(DomainDriver, ARGUMENT_SPEC)
+
+
+if __name__ == '__main__':
+    main()

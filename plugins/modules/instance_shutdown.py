@@ -1,0 +1,115 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kvmhost.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: instance_shutdown
+short_description: Shut an instance down gracefully, then destroy it, as Nova's libvirt driver does
+version_added: 0.1.0
+description:
+  - Powers off the libvirt domain of an instance, found by its UUID, with the semantics of Nova's C(power_off)
+    (C(_clean_shutdown) then C(_destroy)).
+  - An instance already off (SHUTDOWN or CRASHED), or without a domain, is left as it is (no change).
+  - Otherwise an ACPI shutdown request is sent; the request is re-sent every O(retry_interval) seconds, and after
+    O(shutdown_timeout) seconds the domain is destroyed. V(0) destroys at once.
+  - Destroy tolerates a domain that vanished or is already off, waits until libvirt reports it off, and destroys
+    again if the domain came back with a new id meanwhile.
+  - Unlike Nova, which looks at the guest once a second, the state is checked every 0.1 seconds (the retry countdown
+    still counts whole seconds), so a guest that powers off is seen at once.
+  - >-
+    Nova's log lines (C(Instance shutdown successfully after N seconds.), C(Instance failed to shutdown in N
+    seconds.), C(Instance destroyed successfully.)) are returned in RV(messages).
+author:
+  - kvmhost.lifecycle developers (@kvmhost)
+extends_documentation_fragment:
+  - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.shutdown
+  - kvmhost.lifecycle.attributes
+options:
+  uuid:
+    description: The instance UUID; its domain is found by this UUID.
+    type: str
+    required: true
+'''
+
+EXAMPLES = r'''
+- name: Shut web-1 down as Nova would before a rebuild
+  kvmhost.lifecycle.instance_shutdown:
+    uuid: 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0
+    shutdown_timeout: "{{ kvmhost_shutdown_timeout }}"
+    retry_interval: "{{ kvmhost_shutdown_retry_interval }}"
+  register: shutdown
+
+- name: Pull the plug at once
+  kvmhost.lifecycle.instance_shutdown:
+    uuid: 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0
+    shutdown_timeout: 0
+'''
+
+RETURN = r'''
+found:
+  description: Whether the instance has a domain on this host.
+  returned: always
+  type: bool
+clean:
+  description:
+    - True when the guest powered off by itself (or was already off); false when it had to be destroyed.
+    - Null in check mode when a shutdown would happen.
+  returned: always
+  type: bool
+already_off:
+  description: Whether the domain was already off (or missing).
+  returned: always
+  type: bool
+destroyed:
+  description: Whether virDomainDestroy was called.
+  returned: always
+  type: bool
+shutdown_requests:
+  description: How many ACPI shutdown requests were sent.
+  returned: always
+  type: int
+  sample: 1
+seconds:
+  description: How long the power-off took.
+  returned: always
+  type: float
+  sample: 2.1
+messages:
+  description: Nova's log lines for what happened.
+  returned: always
+  type: list
+  elements: str
+  sample: ['Instance shutdown successfully after 2 seconds.', 'Instance destroyed successfully.']
+power_state:
+  description: The Nova power_state code after the call (4 is SHUTDOWN, 0 no domain).
+  returned: always
+  type: int
+  sample: 4
+libvirt_state:
+  description: The libvirt state name after the call.
+  returned: always
+  type: str
+  sample: shutoff
+'''
+
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import ShutdownDriver
+
+ARGUMENT_SPEC = dict(
+    uuid=dict(type='str', required=True),
+    libvirt_uri=dict(type='str', default='qemu:///system'),
+    shutdown_timeout=dict(type='int', default=60),
+    retry_interval=dict(type='int', default=10),
+)
+
+
+def main():
+    run_module(ShutdownDriver, ARGUMENT_SPEC)
+
+
+if __name__ == '__main__':
+    main()
