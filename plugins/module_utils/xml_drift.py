@@ -64,8 +64,8 @@ def differences(wanted, defined, path=''):
         return ['%s: element is %s' % (here, defined.tag)]
     if wanted.tag in ('memory', 'currentMemory') and wanted.text:
         if _memory_bytes(wanted) != _memory_bytes(defined):
-            found.append('%s: %s %s wanted, %s %s defined' % (here, wanted.text, wanted.get('unit') or 'KiB',
-                                                            defined.text, defined.get('unit') or 'KiB'))
+            found.append('%s: %s %s wanted, %s %s defined' % (
+                here, wanted.text, wanted.get('unit') or 'KiB', defined.text, defined.get('unit') or 'KiB'))
         return found
     for name, value in wanted.attrib.items():
         if not _attribute_matches(wanted.tag, name, value, defined.get(name)):

@@ -70,8 +70,8 @@ def test_a_second_interface_wanted_is_drift():
 
 
 def test_a_disk_added_behind_our_back_is_drift():
-    defined = DEFINED.replace("<controller", "<disk type='file' device='disk'><source file='/x'/>"
-                                            "<target dev='vdz' bus='virtio'/></disk><controller")
+    extra_disk = "<disk type='file' device='disk'><source file='/x'/><target dev='vdz' bus='virtio'/></disk>"
+    defined = DEFINED.replace("<controller", extra_disk + "<controller")
     assert domain_drift(WANTED, defined) == ['/domain/devices/disk: 1 more defined than wanted']
 
 
