@@ -113,18 +113,17 @@ power_off:
   type: dict
 '''
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import DomainDriver
 
-ARGUMENT_SPEC = dict(
+ARGUMENT_SPEC = argument_specs.merged(
+    argument_specs.LIBVIRT, argument_specs.SHUTDOWN,
     uuid=dict(type='str', required=True),
-    libvirt_uri=dict(type='str', default='qemu:///system'),
     xml=dict(type='str'),
     state=dict(type='str', choices=['running', 'stopped', 'absent'], default='running'),
     wait_timeout=dict(type='int', default=60),
     restart_on_change=dict(type='bool', default=False),
-    shutdown_timeout=dict(type='int', default=60),
-    retry_interval=dict(type='int', default=10),
 )
 
 

@@ -81,13 +81,13 @@ actions:
   elements: str
 '''
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_dirs import InstanceDiskDriver
 
-ARGUMENT_SPEC = dict(
+ARGUMENT_SPEC = argument_specs.merged(
+    argument_specs.INSTANCES_PATH, argument_specs.LIBVIRT,
     uuid=dict(type='str', required=True),
-    instances_path=dict(type='path', default='/var/lib/kvmhost/instances'),
-    libvirt_uri=dict(type='str', default='qemu:///system'),
     state=dict(type='str', choices=['absent', 'moved', 'restored', 'committed'], default='absent'),
 )
 

@@ -97,13 +97,12 @@ store_exists:
   type: bool
 '''
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_queries import InfoDriver
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import DEFAULT_STATE_DB
 
-ARGUMENT_SPEC = dict(
-    state_db=dict(type='path', default=DEFAULT_STATE_DB),
-    libvirt_uri=dict(type='str', default='qemu:///system'),
+ARGUMENT_SPEC = argument_specs.merged(
+    argument_specs.STATE_STORE, argument_specs.LIBVIRT,
     uuid=dict(type='str'),
     include_deleted=dict(type='bool', default=False),
     with_actions=dict(type='bool', default=False),

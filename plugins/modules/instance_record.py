@@ -206,13 +206,14 @@ actions:
   sample: ['update task_state of instance 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0']
 '''
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_records import RecordDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
-    ACTIONS, DEFAULT_STATE_DB, TASK_STATES, VM_STATES)
+    ACTIONS, TASK_STATES, VM_STATES)
 
-ARGUMENT_SPEC = dict(
-    state_db=dict(type='path', default=DEFAULT_STATE_DB),
+ARGUMENT_SPEC = argument_specs.merged(
+    argument_specs.STATE_STORE,
     uuid=dict(type='str', required=True),
     state=dict(type='str', choices=['present', 'deleted'], default='present'),
     name=dict(type='str'),

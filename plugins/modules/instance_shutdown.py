@@ -96,14 +96,13 @@ libvirt_state:
   sample: shutoff
 '''
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import ShutdownDriver
 
-ARGUMENT_SPEC = dict(
+ARGUMENT_SPEC = argument_specs.merged(
+    argument_specs.LIBVIRT, argument_specs.SHUTDOWN,
     uuid=dict(type='str', required=True),
-    libvirt_uri=dict(type='str', default='qemu:///system'),
-    shutdown_timeout=dict(type='int', default=60),
-    retry_interval=dict(type='int', default=10),
 )
 
 
