@@ -75,10 +75,7 @@ def parse_source(value, field='image.source'):
     if scheme in ('http', 'https'):
         if not parts.hostname:
             raise KvmhostError('URL %r has no host' % value, field=field)
-        netloc = parts.hostname if parts.port is None else '%s:%d' % (parts.hostname, parts.port)
-        if ':' in parts.hostname:
-            netloc = '[%s]' % parts.hostname if parts.port is None else '[%s]:%d' % (parts.hostname, parts.port)
-        display = urlunsplit((scheme, netloc, parts.path, parts.query, ''))
+        display = urlunsplit((scheme, parts.netloc.rsplit('@', 1)[-1], parts.path, parts.query, ''))
         return ImageSource('url', value, display)
     if not scheme:
         raise KvmhostError('must be an absolute path or an http, https or file URL, got %r' % value, field=field)
@@ -144,6 +141,14 @@ def _write_atomic(path, data, mode):
         os.fsync(handle.fileno())
     os.chmod(part, mode)
     os.rename(part, path)
+
+
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path):
@@ -250,8 +255,6 @@ def copy_and_hash(stream, part_path, algorithm, source_display):
                 break
             digest.update(chunk)
             out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
     return digest.hexdigest()
 
 
@@ -328,6 +331,7 @@ class ImageCache(object):
         part = path + '.part'
         try:
             record = fill(part)
+            _fsync_file(part)
             os.chmod(part, BASE_MODE)
             if record is not None:
                 _write_atomic(path + '.info', json.dumps(record, sort_keys=True).encode('utf-8'), BASE_MODE)
@@ -389,21 +393,33 @@ class ImageCache(object):
             return []
         return sorted(name for name in names if name.endswith('.part') and is_base_name(name[:-len('.part')]))
 
-    def remove_if_unused(self, name, max_age, in_use, now=None):
-        """Remove base ``name`` when nothing uses it and it is older than ``max_age`` seconds (checked under
-        its lock, so a boot that starts using it meanwhile keeps it). A base in use is touched.
-        Returns True when removed. A busy lock means in use: skipped."""
+    def expired(self, name, max_age, in_use, now=None):
+        """Whether base ``name`` exists, no disk uses it and its mtime is older than ``max_age`` seconds."""
+        path = self.path(name)
+        try:
+            mtime = os.stat(path).st_mtime
+        except FileNotFoundError:
+            return False
+        if os.path.realpath(path) in in_use:
+            return False
+        return (now if now is not None else time.time()) - mtime > max_age
+
+    def touch(self, name):
+        """Mark a base in use now, as Nova does, so its age counts from when it was last seen in use."""
+        try:
+            os.utime(self.path(name), None)
+        except FileNotFoundError:
+            pass
+
+    def remove_if_expired(self, name, max_age, in_use):
+        """Remove base ``name`` when ``expired()`` still holds under its lock (a boot that started using it
+        meanwhile has touched it, so it is kept). A busy lock means in use: skipped. True when removed."""
         path = self.path(name)
         lock = FileLock(path + '.lock')
         if not lock.acquire(blocking=False):
             return False
         try:
-            if not os.path.exists(path):
-                return False
-            if os.path.realpath(path) in in_use:
-                os.utime(path, None)
-                return False
-            if (now if now is not None else time.time()) - os.stat(path).st_mtime <= max_age:
+            if not self.expired(name, max_age, in_use):
                 return False
             os.unlink(path)
             _unlink_quietly(path + '.info')

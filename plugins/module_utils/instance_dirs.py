@@ -27,7 +27,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.guest_power import SHUTDOWN_STATES
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import NOSTATE
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_absolute_path, check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_instances_path, check_uuid
 
 MOVED_SUFFIX = '_del'
 DISCARD_SUFFIX = '_discard'
@@ -37,15 +37,6 @@ def instance_paths(instances_path, uuid):
     """The instance directory, its moved-aside copy and the name a discarded new copy gets."""
     base = os.path.join(instances_path, uuid)
     return base, base + MOVED_SUFFIX, base + DISCARD_SUFFIX
-
-
-def check_instances_path(value):
-    path = check_absolute_path(value, 'instances_path')
-    if path == '/':
-        raise KvmhostError('must not be the root directory', field='instances_path')
-    if not os.path.isdir(path):
-        raise KvmhostError('%s is not a directory' % path, field='instances_path')
-    return path
 
 
 def _exists(path, field):

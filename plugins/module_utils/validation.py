@@ -57,6 +57,16 @@ def check_absolute_path(value, field):
     return os.path.normpath(value)
 
 
+def check_instances_path(value, field='instances_path'):
+    """The directory of instance directories: absolute, existing, and not the root directory."""
+    path = check_absolute_path(value, field)
+    if path == '/':
+        raise KvmhostError('must not be the root directory', field=field)
+    if not os.path.isdir(path):
+        raise KvmhostError('%s is not a directory' % path, field=field)
+    return path
+
+
 def check_writable_parent(path, field):
     """The directory that will hold ``path`` must exist and be writable."""
     parent = os.path.dirname(path) or '/'
