@@ -1,0 +1,197 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kvmhost.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: vif
+short_description: Plug or unplug one VIF of an instance (bridge, ovs, ovs_hybrid) as os-vif does
+version_added: 0.1.0
+description:
+  - Prepares the host side of one virtual interface before the domain starts, and removes it afterwards, the way
+    os-vif's C(ovs) and C(linux_bridge) plugins do for Nova. Device names derive from the port id as os-vif derives
+    them (prefix and port id, cut to 14 characters, for example C(tap8dbfeeff-e2)).
+  - "V(ovs_hybrid): a Linux bridge C(qbr<port>) (forward delay 0, STP off, IPv6 off), a veth pair
+    C(qvb<port>)/C(qvo<port>) (up, promiscuous, with the MTU), C(qvb) in C(qbr), and C(qvo) in the Open vSwitch
+    bridge with the external-ids C(iface-id), C(iface-status=active), C(attached-mac) and C(vm-uuid), set in one
+    transaction. When C(qvo) exists, only what differs (MTU, flags, external-ids) is fixed. libvirt creates the tap
+    in C(qbr) when the domain starts."
+  - "V(ovs): nothing is created before the domain starts; the Open vSwitch bridge must exist. The domain XML carries
+    an C(openvswitch) virtualport and libvirt adds the tap to the bridge."
+  - "V(bridge): ensures the Linux bridge (created with forward delay 0, STP off, IPv6 off; an existing bridge is only
+    brought up). With O(vif.vlan) and O(vif.physical_interface), creates C(vlan<N>) on the physical interface and
+    enslaves it, as Nova's C(ensure_vlan_bridge); with only O(vif.physical_interface), enslaves that interface (its
+    IP addresses are not moved to the bridge)."
+  - "Unplug (V(unplugged)) removes what belongs to the instance: a tap libvirt left behind for every type; for
+    V(ovs_hybrid) the C(qbr) bridge, the veth pair and the C(qvo) port; for V(ovs) a leftover Open vSwitch port of the
+    tap. For V(bridge) the Linux bridge and its C(vlan<N>) interface are never deleted: other instances use them, as
+    Nova never deletes them on unplug. Unplug after the domain is stopped, as Nova does."
+  - State is read with C(ip -json) and C(ovs-vsctl --format=json); commands run without a shell.
+author:
+  - kvmhost.lifecycle developers (@kvmhost)
+extends_documentation_fragment:
+  - kvmhost.lifecycle.attributes
+options:
+  instance_uuid:
+    description: The instance UUID, recorded as the C(vm-uuid) external-id of the Open vSwitch port.
+    type: str
+    required: true
+  state:
+    description: Whether the VIF should be plugged or unplugged.
+    type: str
+    choices: [plugged, unplugged]
+    default: plugged
+  vif:
+    description: The VIF, as in the instance spec's C(vifs) list.
+    type: dict
+    required: true
+    suboptions:
+      id:
+        description: The port id (normally a UUID; a UUID for V(ovs)). Device names derive from it.
+        type: str
+        required: true
+      address:
+        description: The MAC address, 6 hex octets, unicast.
+        type: str
+        required: true
+      type:
+        description: How the VIF is plugged.
+        type: str
+        required: true
+        choices: [ovs_hybrid, ovs, bridge]
+      bridge:
+        description:
+          - The Open vSwitch bridge for V(ovs) and V(ovs_hybrid) (default C(br-int)); the Linux bridge for V(bridge)
+            (required then).
+        type: str
+      vlan:
+        description: Type V(bridge) only, with O(vif.physical_interface) - the VLAN id (1..4094) of a VLAN bridge.
+        type: int
+      physical_interface:
+        description: Type V(bridge) only - the existing network device the VLAN interface is created on.
+        type: str
+      mtu:
+        description: The MTU (68..65535) of the veth pair and VLAN interface; unset leaves the kernel's default.
+        type: int
+      network:
+        description: The network of the port. Accepted for a whole VIF spec; not used to plug.
+        type: dict
+        suboptions:
+          id:
+            description: The network id.
+            type: str
+          label:
+            description: The network name.
+            type: str
+          cidr:
+            description: The subnet.
+            type: str
+          gateway:
+            description: The gateway address.
+            type: str
+          dhcp_server:
+            description: The DHCP server address.
+            type: str
+          ips:
+            description: The fixed IP addresses of the port.
+            type: list
+            elements: str
+'''
+
+EXAMPLES = r'''
+- name: Plug the port of web-1 the hybrid way (qbr, veth pair, qvo in br-int)
+  kvmhost.lifecycle.vif:
+    instance_uuid: 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0
+    vif:
+      id: 8dbfeeff-e21c-4b3d-b527-77845d2a998b
+      address: fa:16:3e:81:a8:b4
+      type: ovs_hybrid
+      bridge: br-int
+      mtu: 1450
+  register: plugged
+
+- name: A VLAN bridge on eth1
+  kvmhost.lifecycle.vif:
+    instance_uuid: 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0
+    vif: {id: 2a3b4c5d-0000-4000-8000-000000000001, address: "fa:16:3e:00:00:01", type: bridge,
+          bridge: brq100, vlan: 100, physical_interface: eth1}
+
+- name: Unplug after the domain is stopped
+  kvmhost.lifecycle.vif:
+    instance_uuid: 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0
+    vif: "{{ instance.vifs[0] }}"
+    state: unplugged
+'''
+
+RETURN = r'''
+port_id:
+  description: The port id.
+  returned: always
+  type: str
+  sample: 8dbfeeff-e21c-4b3d-b527-77845d2a998b
+type:
+  description: The VIF type.
+  returned: always
+  type: str
+  sample: ovs_hybrid
+state:
+  description: The state asked for.
+  returned: always
+  type: str
+  sample: plugged
+devices:
+  description: The device names of the VIF (C(tap); C(qbr), C(qvb), C(qvo) for V(ovs_hybrid); C(vlan_interface)).
+  returned: always
+  type: dict
+  sample: {tap: tap8dbfeeff-e2, qbr: qbr8dbfeeff-e2, qvb: qvb8dbfeeff-e2, qvo: qvo8dbfeeff-e2}
+interface:
+  description:
+    - The libvirt interface the domain XML needs - C(type) (bridge), C(model), C(mac), C(mtu), C(source_bridge),
+      C(target_dev) and C(virtualport) (C(type) openvswitch and C(interfaceid) for V(ovs), else null).
+  returned: always
+  type: dict
+  sample: {type: bridge, model: virtio, mac: "fa:16:3e:81:a8:b4", mtu: 1450, source_bridge: qbr8dbfeeff-e2,
+           target_dev: tap8dbfeeff-e2, virtualport: null}
+actions:
+  description: What was done (or would be done in check mode), one sentence a step.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create Linux bridge qbr8dbfeeff-e2", "create veth pair qvb8dbfeeff-e2/qvo8dbfeeff-e2"]
+'''
+
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import VifDriver
+
+ARGUMENT_SPEC = argument_specs.merged(
+    instance_uuid=dict(type='str', required=True),
+    state=dict(type='str', choices=['plugged', 'unplugged'], default='plugged'),
+    vif=dict(type='dict', required=True, options=dict(
+        id=dict(type='str', required=True),
+        address=dict(type='str', required=True),
+        type=dict(type='str', required=True, choices=['ovs_hybrid', 'ovs', 'bridge']),
+        bridge=dict(type='str'),
+        vlan=dict(type='int'),
+        physical_interface=dict(type='str'),
+        mtu=dict(type='int'),
+        network=dict(type='dict', options=dict(
+            id=dict(type='str'),
+            label=dict(type='str'),
+            cidr=dict(type='str'),
+            gateway=dict(type='str'),
+            dhcp_server=dict(type='str'),
+            ips=dict(type='list', elements='str'),
+        )),
+    )),
+)
+
+
+def main():
+    run_module(VifDriver, ARGUMENT_SPEC)
+
+
+if __name__ == '__main__':
+    main()
