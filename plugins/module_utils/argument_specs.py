@@ -16,6 +16,16 @@ INSTANCES_PATH = dict(instances_path=dict(type='path', default='/var/lib/kvmhost
 # doc fragment kvmhost.lifecycle.state_store
 STATE_STORE = dict(state_db=dict(type='path', default=DEFAULT_STATE_DB))
 
+# The `network` of a VIF in the instance spec (CONTRACT.md), as domain_xml, vif and instance_firewall take it.
+VIF_NETWORK = dict(
+    id=dict(type='str'),
+    label=dict(type='str'),
+    cidr=dict(type='str'),
+    gateway=dict(type='str'),
+    dhcp_server=dict(type='str'),
+    ips=dict(type='list', elements='str'),
+)
+
 
 def merged(*specs, **options):
     """One argument spec from shared parts and the module's own options."""

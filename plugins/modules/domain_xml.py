@@ -369,15 +369,6 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
     CPU_MODES, DISK_CACHE_MODES, TRANSPORTS, VIF_TYPES, VIRT_TYPES, DomainXmlDriver)
 
-NETWORK_SPEC = dict(
-    id=dict(type='str'),
-    label=dict(type='str'),
-    cidr=dict(type='str'),
-    gateway=dict(type='str'),
-    dhcp_server=dict(type='str'),
-    ips=dict(type='list', elements='str'),
-)
-
 INSTANCE_SPEC = dict(
     uuid=dict(type='str', required=True),
     name=dict(type='str', required=True),
@@ -405,7 +396,7 @@ INSTANCE_SPEC = dict(
         vlan=dict(type='int'),
         physical_interface=dict(type='str'),
         mtu=dict(type='int'),
-        network=dict(type='dict', options=NETWORK_SPEC),
+        network=dict(type='dict', options=argument_specs.VIF_NETWORK),
     )),
     volumes=dict(type='list', elements='dict', options=dict(
         id=dict(type='str', required=True),

@@ -212,6 +212,7 @@ actions:
   elements: str
 '''
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iptables_apply import InstanceFirewallDriver
 
@@ -224,15 +225,6 @@ RULE_SPEC = dict(
     ethertype=dict(type='str', choices=['IPv4', 'IPv6']),
 )
 
-NETWORK_SPEC = dict(
-    id=dict(type='str'),
-    label=dict(type='str'),
-    cidr=dict(type='str'),
-    gateway=dict(type='str'),
-    dhcp_server=dict(type='str'),
-    ips=dict(type='list', elements='str'),
-)
-
 VIF_SPEC = dict(
     id=dict(type='str', required=True),
     address=dict(type='str', required=True),
@@ -241,7 +233,7 @@ VIF_SPEC = dict(
     vlan=dict(type='int'),
     physical_interface=dict(type='str'),
     mtu=dict(type='int'),
-    network=dict(type='dict', options=NETWORK_SPEC),
+    network=dict(type='dict', options=argument_specs.VIF_NETWORK),
 )
 
 ARGUMENT_SPEC = dict(

@@ -177,14 +177,7 @@ ARGUMENT_SPEC = argument_specs.merged(
         vlan=dict(type='int'),
         physical_interface=dict(type='str'),
         mtu=dict(type='int'),
-        network=dict(type='dict', options=dict(
-            id=dict(type='str'),
-            label=dict(type='str'),
-            cidr=dict(type='str'),
-            gateway=dict(type='str'),
-            dhcp_server=dict(type='str'),
-            ips=dict(type='list', elements='str'),
-        )),
+        network=dict(type='dict', options=argument_specs.VIF_NETWORK),
     )),
 )
 
