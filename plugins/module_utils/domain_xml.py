@@ -411,7 +411,7 @@ def _check_vifs(vifs):
     return tuple(checked)
 
 
-def _check_volume(volume, field, taken, params):
+def check_volume(volume, field, taken, params):
     volume = _dict(volume, field)
     volume_id = volume.get('id')
     if not isinstance(volume_id, str) or not _VOLUME_ID_RE.fullmatch(volume_id) or '..' in volume_id:
@@ -474,7 +474,7 @@ def _check_disks(flavor, volumes, params):
     attached = []
     for index, volume in enumerate(_list(volumes, 'instance.volumes')):
         field = 'instance.volumes[%d]' % index
-        disk = _check_volume(volume, field, taken, params)
+        disk = check_volume(volume, field, taken, params)
         if any(other.volume_id == disk.volume_id for other in attached):
             raise KvmhostError('volume %s is listed twice' % disk.volume_id, field=field + '.id')
         taken[disk.target] = 'device of volume %s' % disk.volume_id
@@ -581,7 +581,7 @@ def _os(parent, spec):
     _sub(os_element, 'smbios', mode='sysinfo')
 
 
-def _disk(parent, spec, disk):
+def disk_element(parent, spec, disk):
     if disk.kind != 'volume':
         element = _sub(parent, 'disk', type_='file', device='disk')
         _sub(element, 'driver', name='qemu', type_='qcow2', cache=spec.disk_cache)
@@ -642,7 +642,7 @@ def build_domain_xml(spec):
     _sub(domain, 'on_crash', 'destroy')
     devices = _sub(domain, 'devices')
     for disk in spec.disks:
-        _disk(devices, spec, disk)
+        disk_element(devices, spec, disk)
     for vif in spec.vifs:
         _interface(devices, vif)
     # A pty (virsh console works) whose output virtlogd appends to console.log, as Nova does with virtlogd.
