@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from kvmhost_testlib import run_module
+from kvmhost_testlib import ROOT, recap, run_module, run_playbook
 
 
 def test_audit_check_apply_idempotent_and_stored(tmp_path, libvirt_conn):
@@ -41,3 +41,15 @@ def test_audit_bad_input(tmp_path):
     assert result['failed'] is True and result['msg'].startswith('instances_path: must be an absolute path')
     result = run_module('resource_audit', dict(host='../x', instances_path=str(tmp_path), state_db=str(tmp_path / 's')))
     assert result['failed'] is True and result['msg'].startswith('host: must be')
+
+
+def test_audit_playbook_records_once(tmp_path):
+    """playbooks/audit.yml through the controller: the first run records, a rerun on the unchanged host does not."""
+    extra = {'kvmhost_state_db': str(tmp_path / 'state.sqlite3'), 'kvmhost_instances_path': str(tmp_path)}
+    changed = []
+    for dummy in range(2):
+        returncode, output = run_playbook(os.path.join(ROOT, 'playbooks', 'audit.yml'), extra)
+        assert returncode == 0, output[-3000:]
+        assert 'Auditing locally available compute resources for localhost' in output
+        changed.append(recap(output)['changed'])
+    assert changed == [1, 0]
