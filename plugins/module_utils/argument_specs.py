@@ -26,6 +26,21 @@ VIF_NETWORK = dict(
     ips=dict(type='list', elements='str'),
 )
 
+# A volume of the instance spec (CONTRACT.md), as domain_xml and iscsi_attach take it.
+VOLUME = dict(
+    id=dict(type='str', required=True),
+    device_name=dict(type='str', required=True),
+    target_portal=dict(type='str', required=True),
+    target_iqn=dict(type='str', required=True),
+    target_lun=dict(type='int', required=True),
+    transport=dict(type='str', choices=['host', 'qemu'], default='host'),
+    auth=dict(type='dict', options=dict(
+        method=dict(type='str', choices=['CHAP'], default='CHAP'),
+        username=dict(type='str'),
+        password=dict(type='str', no_log=True),
+    )),
+)
+
 
 def merged(*specs, **options):
     """One argument spec from shared parts and the module's own options."""

@@ -367,7 +367,7 @@ actions:
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
-    CPU_MODES, DISK_CACHE_MODES, TRANSPORTS, VIF_TYPES, VIRT_TYPES, DomainXmlDriver)
+    CPU_MODES, DISK_CACHE_MODES, VIF_TYPES, VIRT_TYPES, DomainXmlDriver)
 
 INSTANCE_SPEC = dict(
     uuid=dict(type='str', required=True),
@@ -398,19 +398,7 @@ INSTANCE_SPEC = dict(
         mtu=dict(type='int'),
         network=dict(type='dict', options=argument_specs.VIF_NETWORK),
     )),
-    volumes=dict(type='list', elements='dict', options=dict(
-        id=dict(type='str', required=True),
-        device_name=dict(type='str', required=True),
-        target_portal=dict(type='str', required=True),
-        target_iqn=dict(type='str', required=True),
-        target_lun=dict(type='int', required=True),
-        transport=dict(type='str', choices=list(TRANSPORTS), default='host'),
-        auth=dict(type='dict', options=dict(
-            method=dict(type='str', choices=['CHAP'], default='CHAP'),
-            username=dict(type='str'),
-            password=dict(type='str', no_log=True),
-        )),
-    )),
+    volumes=dict(type='list', elements='dict', options=argument_specs.VOLUME),
     security_groups=dict(type='list', elements='dict'),
 )
 

@@ -175,19 +175,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_host impor
 
 ARGUMENT_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT,
-    volume=dict(type='dict', required=True, options=dict(
-        id=dict(type='str', required=True),
-        device_name=dict(type='str', required=True),
-        target_portal=dict(type='str', required=True),
-        target_iqn=dict(type='str', required=True),
-        target_lun=dict(type='int', required=True),
-        transport=dict(type='str', choices=['host', 'qemu'], default='host'),
-        auth=dict(type='dict', options=dict(
-            method=dict(type='str', choices=['CHAP'], default='CHAP'),
-            username=dict(type='str'),
-            password=dict(type='str', no_log=True),
-        )),
-    )),
+    volume=dict(type='dict', required=True, options=argument_specs.VOLUME),
     state=dict(type='str', choices=['attached', 'detached'], default='attached'),
     domain_uuid=dict(type='str'),
     disk_cache=dict(type='str', choices=['none', 'writethrough', 'writeback', 'directsync', 'unsafe'],
