@@ -67,7 +67,7 @@ resources:
     free_disk_gb: {description: GiB free on it., type: int, sample: 221}
     disk_available_least: {description: Free GiB minus what thin disks may still grow by., type: int, sample: 219}
     running_vms: {description: Running domains., type: int, sample: 1}
-    defined_vms: {description: Defined domains, running or not., type: int, sample: 2}
+    defined_vms: {description: Defined domains (running or not)., type: int, sample: 2}
     hypervisor_type: {description: The libvirt driver type., type: str, sample: QEMU}
     hypervisor_version: {description: The hypervisor version as libvirt encodes it., type: int, sample: 7002022}
     hypervisor_hostname: {description: The host name libvirt reports., type: str, sample: kvm1}

@@ -61,7 +61,9 @@ StatVfs = collections.namedtuple('StatVfs', 'f_frsize f_blocks f_bavail')
 
 def test_figures_add_up(tmp_path):
     meminfo = {'MemTotal': 8192000, 'MemFree': 4096000, 'Buffers': 1024, 'Cached': 1024000}
-    statvfs = lambda path: StatVfs(4096, 100 * 262144, 60 * 262144)  # noqa: E731 - 100 GiB, 60 GiB free
+
+    def statvfs(path):  # 100 GiB, 60 GiB free
+        return StatVfs(4096, 100 * 262144, 60 * 262144)
     figures = audit_figures(FakeConnection(), str(tmp_path), meminfo, lambda path: {}, statvfs)
     assert (figures['vcpus'], figures['vcpus_used'], figures['running_vms'], figures['defined_vms']) == (8, 3, 2, 3)
     assert figures['memory_mb'] == 8000
