@@ -297,6 +297,10 @@ class IscsiTargetDriver(ModuleDriver):
                  'sessions': live['sessions'] if live else 0}
         plan = Plan(before, after)
         tid = str(after['tid'])
+        files = [entry for entry in spec['luns'].values() if entry['kind'] == 'file']
+        if files and not os.path.isdir(spec['volume_dir']):
+            plan.add('create the volume directory %s (mode 0700)' % spec['volume_dir'],
+                     lambda: os.makedirs(spec['volume_dir'], 0o700))
         for lun, entry in sorted(spec['luns'].items()):
             if entry['kind'] == 'file' and not os.path.exists(entry['path']):
                 plan.add('create sparse file %s of %d bytes' % (entry['path'], entry['size']),
