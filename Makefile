@@ -1,6 +1,6 @@
 # kvmhost.lifecycle: run as root on a Debian 12 machine, with or without systemd.
 #   make setup  packages, .venv, host services (playbooks/host.yml), demo images; idempotent
-#   make demo   setup, then what the demo can show today
+#   make demo   setup, then boot and rebuild the demo instances (inventory/demo), printing the step timeline
 #   make test   setup, then the whole suite
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 COLLECTION_LINK := .build/collections/ansible_collections/kvmhost/lifecycle
 IMAGES_DIR ?= /var/lib/kvmhost/images
 
-.PHONY: setup system-packages venv collection-link host images demo test unit sanity lint integration molecule bench build clean
+.PHONY: setup system-packages venv collection-link host images demo demo-clean test unit sanity lint integration molecule bench build clean
 
 setup: system-packages venv collection-link host images
 
@@ -37,6 +37,9 @@ images:
 
 demo: setup
 	@tools/demo
+
+demo-clean:
+	@.venv/bin/ansible-playbook -i inventory/demo playbooks/delete.yml -e kvmhost_delete_uuids=all
 
 test: setup
 	@tools/run-tests all

@@ -129,7 +129,8 @@ class IscsiAttachDriver(LibvirtDriver):
         if domain_uuid is not None:
             domain_uuid = check_uuid(domain_uuid, 'domain_uuid')
             domain = self.connection.domain_by_uuid(domain_uuid)
-            if domain is None:
+            # A domain that is gone has no disk to detach: detaching then only removes the host's side.
+            if domain is None and self.params['state'] == 'attached':
                 raise KvmhostError('no libvirt domain has UUID %s' % domain_uuid, field='domain_uuid')
         self.disk, self.password = disk, password
         if qemu:

@@ -5,6 +5,7 @@ Demo guest fixtures (tools/build-demo-images builds the images):
   demo_images         DemoImages of $KVMHOST_IMAGES (default /var/lib/kvmhost/images); skips when not built
   libvirt_test_dir    per-test directory under $KVMHOST_TEST_TMP (default /var/lib/kvmhost/test-tmp) that QEMU
                       (user libvirt-qemu) can traverse; removed afterwards
+  libvirt_module_test_dir the same, shared by the tests of one module
   libvirt_test_domains LibvirtTestDomains: unique_name(label) ("kvmhost-test-<label>-<hex>"), define(xml) ->
                       virDomain; every domain defined is destroyed and undefined afterwards, even on failure
   demo_console        the DemoConsole class: DemoConsole(path) reads a demo guest's serial log ("kvmhost-demo: ..."
@@ -137,15 +138,31 @@ def demo_images():
     return images
 
 
-@pytest.fixture
-def libvirt_test_dir():
-    """A fresh directory QEMU (libvirt-qemu) can reach: mode 0755 under TEST_TMP_ROOT, removed afterwards."""
+def _new_test_dir(prefix="t-"):
     try:
         TEST_TMP_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
-        path = pathlib.Path(tempfile.mkdtemp(prefix="t-", dir=TEST_TMP_ROOT))
+        path = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=TEST_TMP_ROOT))
         path.chmod(0o755)
     except PermissionError as e:
         pytest.skip(f"cannot create a test directory under {TEST_TMP_ROOT} (run as root): {e}")
+    return path
+
+
+@pytest.fixture
+def libvirt_test_dir():
+    """A fresh directory QEMU (libvirt-qemu) can reach: mode 0755 under TEST_TMP_ROOT, removed afterwards."""
+    path = _new_test_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def libvirt_module_test_dir():
+    """As libvirt_test_dir, shared by the tests of one module (for guests booted once and used by several tests).
+
+    Module-scoped fixtures that put guests in it should depend on it, so that they are cleaned up first.
+    """
+    path = _new_test_dir("m-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

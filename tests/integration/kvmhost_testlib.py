@@ -37,11 +37,11 @@ def run_module(name, args, check=False, diff=False, timeout=300):
                              % (name, process.returncode, process.stdout, process.stderr))
 
 
-def run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=None, timeout=900):
-    """Run ansible-playbook from the repository root; return (returncode, combined output)."""
+def playbook_command(playbook, extra_vars=None, check=False, diff=False, inventory=None):
+    """The ansible-playbook command line and environment run_playbook uses (run from ROOT)."""
     command = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook]
     if inventory:
-        command += ['-i', inventory]
+        command += ['-i', str(inventory)]
     if extra_vars:
         command += ['-e', json.dumps(extra_vars)]
     if check:
@@ -50,9 +50,26 @@ def run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=N
         command.append('--diff')
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_FORCE_COLOR='0')
+    return command, env
+
+
+def run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=None, timeout=900):
+    """Run ansible-playbook from the repository root; return (returncode, combined output)."""
+    command, env = playbook_command(playbook, extra_vars, check, diff, inventory)
     process = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout,
                              check=False)
     return process.returncode, process.stdout + process.stderr
+
+
+def start_playbook(playbook, output, extra_vars=None, inventory=None):
+    """Start ansible-playbook as run_playbook does, in a session (and process group) of its own, without
+    waiting; its combined output goes to the open file ``output``. Returns the Popen: stop it with
+    os.killpg(process.pid, signal): that group holds the playbook and the modules it runs (async jobs
+    daemonize into sessions of their own and outlive it).
+    """
+    command, env = playbook_command(playbook, extra_vars, inventory=inventory)
+    return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                            start_new_session=True)
 
 
 def recap(output):

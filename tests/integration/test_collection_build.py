@@ -37,6 +37,10 @@ def test_built_collection_installs_and_documents_and_runs(tmp_path):
     doc = run([os.path.join(VENV_BIN, 'ansible-doc'), 'kvmhost.lifecycle.instance_record'], str(tmp_path), env)
     assert doc.returncode == 0, doc.stderr
     assert str(tmp_path / 'collections') in doc.stdout and 'host-local state store' in doc.stdout
-    syntax = run([os.path.join(VENV_BIN, 'ansible-playbook'), '-i', 'localhost,', 'kvmhost.lifecycle.host',
-                  '--syntax-check'], str(tmp_path), env)
-    assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+    # Every playbook by its FQCN, from the installed copy (the roles it names resolve there too).
+    for playbook in ('host', 'boot', 'rebuild', 'delete'):
+        syntax = run([os.path.join(VENV_BIN, 'ansible-playbook'), '-i', 'localhost,', 'kvmhost.lifecycle.' + playbook,
+                      '--syntax-check'], str(tmp_path), env)
+        assert syntax.returncode == 0, (playbook, syntax.stdout + syntax.stderr)
+        installed_playbook = tmp_path / 'collections' / 'ansible_collections' / 'kvmhost' / 'lifecycle' / 'playbooks'
+        assert 'playbook: %s/%s.yml' % (installed_playbook, playbook) in syntax.stdout, (playbook, syntax.stdout)

@@ -1,0 +1,441 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kvmhost.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The real playbooks (boot.yml, rebuild.yml, delete.yml) with ansible-playbook, on real QEMU guests.
+
+Each run goes through a generated inventory in a module test directory: this machine is the only KVM host
+(localhost, local connection, the venv's Python, virt_type qemu), and its instances path, state store and
+timeline directory are all inside the test directory, so nothing touches the host's own store. The store
+is created up front with its local ids starting far above any real host's, so the test domains' names
+(instance-7e57f2xx) never meet a real instance's.
+
+Guests are shared to save boots: the "main" instance (one ovs_hybrid VIF on br-int) is booted once and
+used in file order by the boot, failed-rebuild, killed-rebuild and delete tests; two guests that ignore
+ACPI are booted and rebuilt once for the shutdown-timeout and overlap tests. Each test still checks its own
+behaviour from what the host has before and after. Everything is removed in the finalizer (with the
+modules, as delete.yml does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+import uuid as uuid_lib
+
+import pytest
+import yaml
+
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
+from kvmhost_testlib import TEST_PREFIX, VENV_BIN, recap, run_module, run_playbook, start_playbook
+
+libvirt = pytest.importorskip('libvirt')
+
+pytestmark = pytest.mark.slow
+
+LOCAL_ID_BASE = 0x7E57F200  # far above any real host-local id; the other test modules use 0x7E57F000-0x7E57F1FF
+FLAVOR = {'vcpus': 1, 'memory_mb': 192, 'root_gb': 1, 'ephemeral_gb': 0, 'swap_mb': 0}
+NOACPI_CMDLINE = 'console=ttyS0 kvmhost.noacpi=1'
+SHORT_SHUTDOWN_TIMEOUT = 4
+BOOT_TIMEOUT = 120
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def image_spec(images, image_id, cmdline='console=ttyS0'):
+    entry = [item for item in images.manifest['images'] if item['id'] == image_id][0]
+    return {'id': image_id, 'source': entry['path'], 'checksum': entry['checksum'],
+            'kernel': str(images.kernel), 'ramdisk': str(images.initrd), 'cmdline': cmdline}
+
+
+def random_mac():
+    return 'fa:16:3e:%02x:%02x:%02x' % tuple(random.getrandbits(8) for dummy in range(3))
+
+
+def ovs_hybrid_vif():
+    third = random.randint(0, 255)
+    return {'id': str(uuid_lib.uuid4()), 'address': random_mac(), 'type': 'ovs_hybrid', 'bridge': 'br-int',
+            'mtu': 1450,
+            'network': {'id': str(uuid_lib.uuid4()), 'label': TEST_PREFIX + 'net', 'cidr': '10.213.%d.0/24' % third,
+                        'gateway': '10.213.%d.1' % third, 'dhcp_server': '10.213.%d.2' % third,
+                        'ips': ['10.213.%d.%d' % (third, random.randint(10, 250))]}}
+
+
+def vif_devices(port_id):
+    """os-vif's device names of an ovs_hybrid port: tap, qbr, qvb, qvo + the first 11 characters of its id."""
+    return [kind + port_id[:11] for kind in ('tap', 'qbr', 'qvb', 'qvo')]
+
+
+def firewall_rules():
+    """iptables-save and ip6tables-save together: every chain and rule of the host's firewall."""
+    return ''.join(subprocess.run([command], capture_output=True, text=True, check=True).stdout
+                   for command in ('iptables-save', 'ip6tables-save'))
+
+
+def ovs_ports(bridge='br-int'):
+    return subprocess.run(['ovs-vsctl', 'list-ports', bridge], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def events_by_name(timeline, uuid):
+    """{step name: event} of the instance's action in a timeline JSON document."""
+    (entry,) = [item for item in timeline['instances'] if item['uuid'] == uuid]
+    return dict((event['name'], event) for event in entry['events'])
+
+
+class Run(object):
+    """One ansible-playbook run: return code, output, recap and the timeline JSON files it wrote."""
+
+    def __init__(self, returncode, output, timelines):
+        self.returncode = returncode
+        self.output = output
+        self.timelines = timelines
+
+    @property
+    def recap(self):
+        return recap(self.output)
+
+    @property
+    def timeline(self):
+        """The one timeline JSON document this run wrote."""
+        assert len(self.timelines) == 1, 'expected one timeline file, got %d:\n%s' % (
+            len(self.timelines), self.output[-3000:])
+        return self.timelines[0]
+
+    @property
+    def flat(self):
+        """The output with every whitespace run made one space: the YAML callback folds long lines."""
+        return ' '.join(self.output.split())
+
+    def __str__(self):
+        """For assertion messages: the failures (if any) and the end of the output."""
+        fatal = [block.split('\nTASK [', 1)[0] for block in self.output.split('fatal: ')[1:]]
+        return 'rc %s\n%s\n...\n%s' % (self.returncode, '\n'.join('fatal: ' + block for block in fatal)[-6000:],
+                                       self.output[-3000:])
+
+
+class Host(object):
+    """This machine as the KVM host of a generated inventory whose paths are all inside ``directory``."""
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+        self.instances_path = os.path.join(self.dir, 'instances')
+        self.state_db = os.path.join(self.dir, 'state.sqlite3')
+        self.timeline_dir = os.path.join(self.dir, 'timelines')
+        self.inventory = os.path.join(self.dir, 'inventory', 'hosts.yml')
+        self.specs = {}  # uuid -> the instance spec as the inventory has it now (insertion order)
+        os.makedirs(os.path.dirname(self.inventory))
+        os.mkdir(self.instances_path, 0o755)  # the kvm_host role (host.yml) makes it on a real host
+        self._seed_store()
+
+    def _seed_store(self):
+        """A migrated store (created by the module code) whose next local id is LOCAL_ID_BASE + 1."""
+        StateStore.open(self.state_db).close()
+        conn = sqlite3.connect(self.state_db, isolation_level=None)
+        try:
+            conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('instances', ?)", (LOCAL_ID_BASE,))
+        finally:
+            conn.close()
+
+    def add(self, label, image, vifs=()):
+        uuid = str(uuid_lib.uuid4())
+        self.specs[uuid] = {'uuid': uuid, 'name': '%s%s-%s' % (TEST_PREFIX, label, uuid[:8]), 'flavor': FLAVOR,
+                            'image': image, 'vifs': list(vifs), 'volumes': [],
+                            'security_groups': [{'name': 'default', 'rules': [
+                                {'direction': 'ingress', 'protocol': 'tcp', 'port_range_min': 22,
+                                 'port_range_max': 22, 'remote_ip_prefix': '0.0.0.0/0'},
+                                {'direction': 'egress'}]}]}
+        return uuid
+
+    def write_inventory(self, overrides=None):
+        """The inventory with every spec, ``overrides`` ({uuid: spec}) replacing some for one run."""
+        specs = [dict((overrides or {}).get(uuid, spec)) for uuid, spec in self.specs.items()]
+        inventory = {'all': {
+            'children': {'kvm_hosts': {'hosts': {'localhost': None}}},
+            'vars': {
+                'ansible_connection': 'local',
+                'ansible_python_interpreter': os.path.join(VENV_BIN, 'python'),
+                'kvmhost_virt_type': 'qemu',
+                'kvmhost_instances_path': self.instances_path,
+                'kvmhost_state_db': self.state_db,
+                'kvmhost_timeline_dir': self.timeline_dir,
+                'kvmhost_shutdown_timeout': 30,
+                'kvmhost_shutdown_retry_interval': 2,
+                'kvmhost_instances': specs,
+            }}}
+        with open(self.inventory, 'w') as handle:
+            yaml.safe_dump(inventory, handle, default_flow_style=False, sort_keys=False)
+
+    def _timeline_files(self):
+        try:
+            return set(name for name in os.listdir(self.timeline_dir) if name.endswith('.json'))
+        except FileNotFoundError:
+            return set()
+
+    def play(self, playbook, extra_vars=None, overrides=None):
+        self.write_inventory(overrides)
+        before = self._timeline_files()
+        returncode, output = run_playbook('playbooks/%s.yml' % playbook, extra_vars, inventory=self.inventory)
+        timelines = []
+        for name in sorted(self._timeline_files() - before):
+            with open(os.path.join(self.timeline_dir, name)) as handle:
+                timelines.append(json.load(handle))
+        return Run(returncode, output, timelines)
+
+    def start(self, playbook, output, extra_vars=None):
+        self.write_inventory()
+        return start_playbook('playbooks/%s.yml' % playbook, output, extra_vars, inventory=self.inventory)
+
+    def record(self, uuid):
+        """The instance's record with its live libvirt state, read by instance_info (read-only)."""
+        result = run_module('instance_info', dict(uuid=uuid, state_db=self.state_db, include_deleted=True))
+        assert not result.get('failed') and len(result['instances']) == 1, result
+        return result['instances'][0]
+
+    def directory(self, uuid):
+        return os.path.join(self.instances_path, uuid)
+
+    def console_log(self, uuid):
+        return os.path.join(self.directory(uuid), 'console.log')
+
+    def cleanup(self):
+        """Remove every instance with the modules (as delete.yml would, minus the records, which go with the
+        test directory): faster than a playbook run, and independent of the roles under test."""
+        failures = []
+        for uuid, spec in self.specs.items():
+            steps = [('domain', dict(uuid=uuid, state='absent', shutdown_timeout=0))]
+            steps += [('vif', dict(instance_uuid=uuid, vif=vif, state='unplugged')) for vif in spec['vifs']]
+            steps += [('instance_firewall', dict(instance_uuid=uuid, state='absent')),
+                      ('instance_disk', dict(uuid=uuid, state='absent', instances_path=self.instances_path))]
+            for module, args in steps:
+                result = run_module(module, args)
+                if result.get('failed'):
+                    failures.append((module, uuid, result.get('msg')))
+        assert not failures, 'cleanup failed: %s' % failures
+
+
+def domain_of(conn, uuid):
+    try:
+        return conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError:
+        return None
+
+
+def wait_boot(console, timeout=BOOT_TIMEOUT):
+    return console.wait_boot(timeout)
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope='module')
+def host(libvirt_conn, demo_images, libvirt_module_test_dir):
+    """The generated inventory's host; every instance added to it is deleted at the end of the module."""
+    kvm_host = Host(libvirt_module_test_dir)
+    yield kvm_host
+    kvm_host.cleanup()
+
+
+@pytest.fixture(scope='module')
+def main_instance(host, demo_images):
+    """An instance with one ovs_hybrid VIF on br-int, added to the inventory (not booted)."""
+    return host.add('main', image_spec(demo_images, 'demo-guest-v1'), vifs=[ovs_hybrid_vif()])
+
+
+@pytest.fixture(scope='module')
+def main_first_boot(host, main_instance, demo_console):
+    """boot.yml's first run for the main instance, once its guest printed boot complete: (run, console lines)."""
+    console = demo_console(host.console_log(main_instance))
+    run = host.play('boot', {'kvmhost_boot_uuids': [main_instance]})
+    assert run.returncode == 0, str(run)
+    return run, wait_boot(console)
+
+
+@pytest.fixture(scope='module')
+def noacpi_pair(host, demo_images, demo_console):
+    """Two guests that ignore ACPI shutdown requests, booted together by one boot.yml run."""
+    image = image_spec(demo_images, 'demo-guest-v1', NOACPI_CMDLINE)
+    uuids = [host.add('noacpi-a', image), host.add('noacpi-b', image)]
+    consoles = [demo_console(host.console_log(uuid)) for uuid in uuids]
+    run = host.play('boot', {'kvmhost_boot_uuids': uuids})
+    assert run.returncode == 0, str(run)
+    for console in consoles:
+        lines = wait_boot(console)
+        assert 'acpi ignored' in lines and 'acpi ready' not in lines, lines
+    return uuids
+
+
+@pytest.fixture(scope='module')
+def noacpi_rebuild(host, demo_images, noacpi_pair):
+    """rebuild.yml for both ACPI-ignoring guests (onto demo-guest-v2) with a short shutdown timeout."""
+    for uuid in noacpi_pair:
+        host.specs[uuid]['image'] = image_spec(demo_images, 'demo-guest-v2', NOACPI_CMDLINE)
+    run = host.play('rebuild', {'kvmhost_rebuild_uuids': noacpi_pair,
+                                'kvmhost_shutdown_timeout': SHORT_SHUTDOWN_TIMEOUT,
+                                'kvmhost_shutdown_retry_interval': 2})
+    return noacpi_pair, run
+
+
+# ------------------------------------------------------------------------------------------------- tests
+def test_boot_twice_the_second_run_changes_nothing(host, main_instance, main_first_boot, libvirt_conn):
+    first, lines = main_first_boot
+    assert first.recap['changed'] > 0 and first.recap['failed'] == 0, str(first)
+    assert 'disk vda marker=demo-guest-v1 boots=1' in lines
+    dom = domain_of(libvirt_conn, main_instance)
+    local_id = host.record(main_instance)['local_id']
+    assert local_id > LOCAL_ID_BASE and dom is not None and dom.isActive() and dom.name() == 'instance-%08x' % local_id
+    events = events_by_name(first.timeline, main_instance)
+    assert [events[step]['result'] for step in ('scheduling', 'networking', 'block_device_mapping', 'spawning')] \
+        == ['Success'] * 4, events
+
+    console_size = os.path.getsize(host.console_log(main_instance))
+    second = host.play('boot', {'kvmhost_boot_uuids': [main_instance]})
+    assert second.returncode == 0, str(second)
+    assert second.recap['changed'] == 0 and second.recap['failed'] == 0, str(second)
+    assert second.timelines == []  # nothing recorded, so no timeline either
+    # The same guest still runs: not restarted (no new boot on its console).
+    assert domain_of(libvirt_conn, main_instance).ID() == dom.ID()
+    with open(host.console_log(main_instance), 'rb') as handle:
+        handle.seek(console_size)
+        assert b'kvmhost-demo: kernel' not in handle.read()
+
+    record = host.record(main_instance)
+    assert (record['vm_state'], record['task_state'], record['power_state'], record['deleted']) == \
+        ('active', None, 1, False), record
+    assert record['live']['power_state'] == 1 and record['name'] == host.specs[main_instance]['name']
+    assert [vif['id'] for vif in record['network_info']] == [host.specs[main_instance]['vifs'][0]['id']]
+
+
+def test_rebuild_with_a_wrong_checksum_rolls_back_to_the_old_disk(host, main_instance, main_first_boot,
+                                                                  demo_images, demo_console):
+    spec = host.specs[main_instance]
+    directory = host.directory(main_instance)
+    console = demo_console(host.console_log(main_instance))
+    before = console.find(reversed(console.lines()), r'disk vda marker=(\S+) boots=(\d+)')
+    assert before is not None
+    record_before = host.record(main_instance)
+    console.mark()
+
+    wrong = dict(spec, image=dict(image_spec(demo_images, 'demo-guest-v2'), checksum='sha256:' + '0' * 64))
+    run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]}, overrides={main_instance: wrong})
+    assert run.returncode != 0 and run.recap['failed'] == 1, str(run)
+    # The play's failure names the instance, the step and the cause.
+    assert re.search(r'%s \(%s\): rebuild failed at create_image[^\n]* checksum mismatch for %s: expected '
+                     r'sha256:0{64}, got %s; rolled back, the old instance runs' % (
+                         re.escape(spec['name']), main_instance, re.escape(wrong['image']['source']),
+                         re.escape(image_spec(demo_images, 'demo-guest-v2')['checksum'])), run.flat), str(run)
+
+    # The old instance runs again from its old root disk: the same disk boots once more.
+    lines = wait_boot(console)
+    assert 'disk vda marker=%s boots=%d' % (before.group(1), int(before.group(2)) + 1) in lines, lines
+    assert 'disk vda marker=demo-guest-v1 boots=2' in lines  # in file order: booted once by the boot test
+    record = host.record(main_instance)
+    assert (record['vm_state'], record['task_state'], record['live']['power_state']) == ('active', None, 1), record
+    assert record['image']['id'] == record_before['image']['id'] == 'demo-guest-v1'
+    assert record['local_id'] == record_before['local_id']
+
+    events = events_by_name(run.timeline, main_instance)
+    assert events['create_image']['result'] == 'Error' and 'checksum mismatch' in events['create_image']['message']
+    assert events['rollback']['result'] == 'Success', events
+    assert 'spawning' not in events
+    assert os.path.isdir(directory) and not os.path.exists(directory + '_del')
+
+
+def test_rebuild_killed_after_the_move_is_finished_by_the_next_run(host, main_instance, main_first_boot,
+                                                                   demo_images, demo_console, tmp_path):
+    directory = host.directory(main_instance)
+    host.specs[main_instance]['image'] = image_spec(demo_images, 'demo-guest-v2')
+    with open(str(tmp_path / 'killed-rebuild.log'), 'w') as output:
+        process = host.start('rebuild', output, {'kvmhost_rebuild_uuids': [main_instance]})
+        try:
+            deadline = time.monotonic() + 180
+            while not os.path.exists(directory + '_del'):
+                assert process.poll() is None, 'rebuild.yml ended (rc %s) before the move:\n%s' % (
+                    process.returncode, (tmp_path / 'killed-rebuild.log').read_text()[-3000:])
+                assert time.monotonic() < deadline, 'no %s_del after 180 s' % directory
+                time.sleep(0.02)
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)  # the group this test started, and only it
+            process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    # Killed half-way: the old directory is moved aside and the rebuild is unfinished in the store.
+    assert os.path.isdir(directory + '_del')
+    assert host.record(main_instance)['task_state'] is not None
+
+    run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]})
+    assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
+    lines = wait_boot(demo_console(host.console_log(main_instance)))  # a new directory: a new console log
+    assert 'disk vda marker=demo-guest-v2 boots=1' in lines, lines
+    assert not [line for line in lines if 'marker=demo-guest-v1' in line]
+    assert os.path.isdir(directory) and not os.path.exists(directory + '_del')
+    assert [name for name in os.listdir(host.instances_path) if name.startswith(main_instance)] == [main_instance]
+    record = host.record(main_instance)
+    assert (record['vm_state'], record['task_state'], record['live']['power_state']) == ('active', None, 1), record
+    assert record['image']['id'] == 'demo-guest-v2'
+    events = events_by_name(run.timeline, main_instance)
+    assert all(event['result'] == 'Success' for event in events.values()), events
+    assert {'move_instance_dir', 'create_image', 'spawning', 'delete_old_instance_dir'} <= set(events)
+
+
+def test_delete_removes_everything_of_the_instance(host, main_instance, main_first_boot, libvirt_conn):
+    spec = host.specs[main_instance]
+    port = spec['vifs'][0]['id']
+    directory = host.directory(main_instance)
+    # What the instance has before: its domain, directory, VIF devices and firewall chains.
+    assert domain_of(libvirt_conn, main_instance) is not None and os.path.isdir(directory)
+    assert all(os.path.exists('/sys/class/net/' + name) for name in vif_devices(port))
+    assert 'qvo' + port[:11] in ovs_ports()
+    assert port[:11] in firewall_rules() and main_instance in firewall_rules()
+
+    run = host.play('delete', {'kvmhost_delete_uuids': [main_instance]})
+    assert run.returncode == 0 and run.recap['changed'] > 0, str(run)
+    assert domain_of(libvirt_conn, main_instance) is None
+    assert not os.path.exists(directory) and not os.path.exists(directory + '_del')
+    assert [name for name in vif_devices(port) if os.path.exists('/sys/class/net/' + name)] == []
+    assert 'qvo' + port[:11] not in ovs_ports()
+    rules = firewall_rules()
+    assert port[:11] not in rules and main_instance not in rules
+    record = host.record(main_instance)
+    assert record['deleted'] is True and record['live']['found'] is False, record
+    assert events_by_name(run.timeline, main_instance)['delete_instance']['result'] == 'Success'
+
+    again = host.play('delete', {'kvmhost_delete_uuids': [main_instance]})
+    assert again.returncode == 0 and again.recap['changed'] == 0 and again.recap['failed'] == 0, str(again)
+    assert host.record(main_instance)['deleted'] is True
+
+
+def test_rebuild_of_guests_that_ignore_acpi_destroys_them_at_the_timeout(host, noacpi_rebuild, demo_console):
+    uuids, run = noacpi_rebuild
+    assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
+    wanted = 'Instance failed to shutdown in %d seconds.' % SHORT_SHUTDOWN_TIMEOUT
+    for uuid in uuids:
+        event = events_by_name(run.timeline, uuid)['shutdown_instance']
+        assert event['result'] == 'Success', event
+        assert wanted in event['message'] and 'Instance destroyed successfully.' in event['message'], event
+        assert event['details']['destroyed'] is True and event['details']['clean'] is False, event
+        assert event['details']['seconds'] >= SHORT_SHUTDOWN_TIMEOUT, event
+        assert '%s (%s) rebuild req-' % (host.specs[uuid]['name'], uuid) in run.flat, str(run)
+        record = host.record(uuid)
+        assert (record['vm_state'], record['task_state'], record['image']['id']) == ('active', None, 'demo-guest-v2')
+        assert record['live']['power_state'] == 1
+    # The text timeline printed by the play shows it for each instance.
+    printed = re.findall(r'shutdown_instance \S+ \+[0-9.]+ s [0-9.]+ s Success %s Instance destroyed successfully\.'
+                         % re.escape(wanted), run.flat)
+    assert len(printed) == len(uuids), str(run)
+    # The new guests run the new image.
+    for uuid in uuids:
+        lines = wait_boot(demo_console(host.console_log(uuid)))
+        assert 'disk vda marker=demo-guest-v2 boots=1' in lines and 'acpi ignored' in lines, lines
+
+
+def test_shutdown_waits_of_several_instances_overlap(noacpi_rebuild):
+    uuids, run = noacpi_rebuild
+    assert run.returncode == 0, str(run)
+    first, second = [events_by_name(run.timeline, uuid)['shutdown_instance'] for uuid in uuids]
+    for event in (first, second):
+        assert event['start_time'] and event['finish_time'] and event['details']['destroyed'] is True, event
+    # Store timestamps are ISO 8601 UTC with microseconds, so they compare as text.
+    assert first['start_time'] < second['finish_time'] and second['start_time'] < first['finish_time'], \
+        (first, second)

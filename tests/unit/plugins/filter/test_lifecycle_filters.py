@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kvmhost.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The filters the lifecycle roles pass their data through."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.kvmhost.lifecycle.plugins.filter.lifecycle import (
+    PLACEHOLDER_SECRET_UUID, failure_cause, instance_ref, network_info, outcomes_by_uuid, select_instances,
+    volume_secret_placeholders)
+
+A = '1E0E6ED9-67FD-4B64-98D6-7BDE4F6F4FA0'
+B = '5b7e4c2a-0d3f-4e8b-9a61-2c4d8e0f1a3b'
+SPECS = [{'uuid': A, 'name': 'web'}, {'uuid': B, 'name': 'db'}]
+
+
+def test_select_all_or_some_in_inventory_order():
+    assert select_instances(SPECS) == SPECS
+    assert select_instances(SPECS, [B.upper(), A.lower()]) == SPECS
+    assert select_instances(SPECS, [B]) == [SPECS[1]]
+    assert select_instances(SPECS, []) == []
+
+
+@pytest.mark.parametrize('specs, uuids, message', [
+    ({'uuid': A}, None, 'must be a list'),
+    ([{'name': 'x'}], None, 'kvmhost_instances[0] has no uuid'),
+    ([{'uuid': A}, {'uuid': A.lower()}], None, 'twice'),
+    (SPECS, 'all', 'kvmhost_rebuild_uuids must be a list'),
+    (SPECS, ['../../etc'], 'does not hold: ../../etc'),
+])
+def test_select_refuses_bad_input_naming_the_variable(specs, uuids, message):
+    with pytest.raises(AnsibleFilterError, match=message.replace('[', r'\[').replace(']', r'\]')):
+        select_instances(specs, uuids, 'kvmhost_rebuild_uuids')
+
+
+def test_network_info_follows_nova_model():
+    vifs = [{'id': '8DBFEEFF-E21C-4B3D-B527-77845D2A998B', 'address': 'FA:16:3E:81:A8:B4', 'type': 'ovs_hybrid',
+             'bridge': 'br-int', 'mtu': 1450,
+             'network': {'id': 'n1', 'label': 'internal', 'cidr': '10.10.10.0/24', 'gateway': '10.10.10.1',
+                         'ips': ['10.10.10.13']}},
+            {'id': '3c9a1f7e-5b2d-4c8a-8e6f-0a1b2c3d4e5f', 'address': 'fa:16:3e:3c:9a:1f', 'type': 'bridge',
+             'bridge': 'brq0'}]
+    plugged = [{'port_id': '8dbfeeff-e21c-4b3d-b527-77845d2a998b', 'devices': {'tap': 'tap8dbfeeff-e2',
+                                                                               'qbr': 'qbr8dbfeeff-e2'}}]
+    first, second = network_info(vifs, plugged)
+    assert first['id'] == '8dbfeeff-e21c-4b3d-b527-77845d2a998b' and first['address'] == 'fa:16:3e:81:a8:b4'
+    assert (first['type'], first['details']['ovs_hybrid_plug'], first['ovs_interfaceid']) == (
+        'ovs', True, '8dbfeeff-e21c-4b3d-b527-77845d2a998b')
+    assert first['devname'] == 'tap8dbfeeff-e2' and first['devices']['qbr'] == 'qbr8dbfeeff-e2'
+    assert first['network']['subnets'][0]['ips'] == [{'address': '10.10.10.13', 'type': 'fixed'}]
+    assert first['network']['meta'] == {'mtu': 1450}
+    assert (second['type'], second['ovs_interfaceid'], second['network']['subnets']) == ('bridge', None, [])
+    assert second['devname'] == 'tap3c9a1f7e-5b'  # derived like the vif module when it was not plugged here
+    with pytest.raises(AnsibleFilterError):
+        network_info({'id': 'x'})
+
+
+def test_outcomes_keep_cause_and_module_keys():
+    results = [{'item': {'item': {'uuid': A}}, 'failed': False, 'power_state': 1, 'invocation': {'x': 1}},
+               {'item': {'item': {'uuid': B}}, 'failed': True, 'msg': 'libvirt said no'},
+               {'item': {'item': {'uuid': 'c'}}, 'failed': True}]
+    outcomes = outcomes_by_uuid(results, ['item', 'item', 'uuid'])
+    assert outcomes[A.lower()] == {'failed': False, 'power_state': 1}
+    assert outcomes[B] == {'failed': True, 'msg': 'libvirt said no'}
+    assert outcomes['c']['msg'] == 'failed without a message'
+    with pytest.raises(AnsibleFilterError, match='item.uuid'):
+        outcomes_by_uuid([{'failed': False}])
+
+
+def test_failure_cause_prefers_the_failed_item():
+    looped = {'failed': True, 'msg': 'One or more items failed',
+              'results': [{'failed': False}, {'failed': True, 'msg': 'checksum\n  mismatch'}]}
+    assert failure_cause(looped, 'create_image') == 'create_image: checksum mismatch'
+    assert failure_cause({'msg': 'boom'}) == 'boom'
+    assert failure_cause(None, 'spawning') == 'spawning: failed without a message'
+
+
+def test_instance_ref_and_secret_placeholders():
+    assert instance_ref({'uuid': A, 'name': 'web', 'volumes': []}) == {'uuid': A.lower(), 'name': 'web'}
+    spec = {'volumes': [{'id': 'V1', 'transport': 'qemu', 'auth': {'username': 'u', 'password': 'p'}},
+                        {'id': 'v2', 'transport': 'qemu'}, {'id': 'v3', 'transport': 'host', 'auth': {}}]}
+    assert volume_secret_placeholders(spec) == {'v1': PLACEHOLDER_SECRET_UUID}
+    assert volume_secret_placeholders({}) == {}
