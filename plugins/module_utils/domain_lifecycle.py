@@ -11,6 +11,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.guest_power impo
     SHUTDOWN_STATES, Clock, power_off, power_state_of, start_and_wait)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
     NOSTATE, RUNNING, SHUTDOWN, LibvirtConnection, libvirt, require_libvirt)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import utcnow
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import domain_drift, parse_xml
 
@@ -71,10 +72,13 @@ class ShutdownDriver(LibvirtDriver):
                     else dict(before))
         outcome = {}
         if needs_power_off:
+            def shut_down():
+                outcome['started_at'] = utcnow()
+                outcome.update(power_off(domain, self.params['shutdown_timeout'], self.params['retry_interval'],
+                                         self.clock).as_dict())
+                outcome['finished_at'] = utcnow()
             plan.add('shut down domain %s (timeout %d s, retry every %d s)'
-                     % (uuid, self.params['shutdown_timeout'], self.params['retry_interval']),
-                     lambda: outcome.update(power_off(domain, self.params['shutdown_timeout'],
-                                                      self.params['retry_interval'], self.clock).as_dict()))
+                     % (uuid, self.params['shutdown_timeout'], self.params['retry_interval']), shut_down)
         result = self.finish(plan)
         if not needs_power_off:
             message = ('Instance already shutdown.' if domain is not None
@@ -84,6 +88,8 @@ class ShutdownDriver(LibvirtDriver):
         elif self.check_mode:
             outcome = {'clean': None, 'already_off': False, 'destroyed': None, 'shutdown_requests': 0,
                        'seconds': 0.0, 'messages': []}
+        outcome.setdefault('started_at', None)
+        outcome.setdefault('finished_at', None)
         result.update(outcome)
         result.update(plan.after if self.check_mode else describe(domain))
         result['found'] = domain is not None

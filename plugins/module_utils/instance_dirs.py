@@ -27,8 +27,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.guest_power import SHUTDOWN_STATES
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import NOSTATE
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import (
-    check_absolute_path, check_instances_path, check_uuid)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_instances_path, check_uuid
 
 MOVED_SUFFIX = '_del'
 DISCARD_SUFFIX = '_discard'
@@ -97,12 +96,6 @@ class InstanceDiskDriver(LibvirtDriver):
 
     def execute(self):
         uuid = check_uuid(self.params['uuid'])
-        state = self.params['state']
-        if state in ('absent', 'committed') and not os.path.lexists(self.params['instances_path']):
-            # No instances path at all: nothing of the instance can be there to delete.
-            check_absolute_path(self.params['instances_path'], 'instances_path')
-            return {'changed': False, 'actions': [], 'path': None, 'moved_path': None,
-                    'directory': False, 'moved_aside': False}
         instances_path = check_instances_path(self.params['instances_path'])
         paths = instance_paths(instances_path, uuid)
         exists = [_exists(path, 'instances_path') for path in paths]

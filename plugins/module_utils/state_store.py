@@ -108,19 +108,28 @@ def utcnow():
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
-def parse_timestamp(value, field):
-    """Accept an ISO 8601 timestamp and return it in the store's form (UTC, 'Z')."""
+def to_datetime(value):
+    """An ISO 8601 timestamp (a trailing 'Z' allowed, no zone meaning UTC) as an aware UTC datetime.
+
+    Raises ValueError on anything else.
+    """
     text = value.strip()
     if text.endswith('Z'):
         text = text[:-1] + '+00:00'
+    parsed = datetime.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.astimezone(datetime.timezone.utc)
+
+
+def parse_timestamp(value, field):
+    """Accept an ISO 8601 timestamp and return it in the store's form (UTC, 'Z')."""
     try:
-        parsed = datetime.datetime.fromisoformat(text)
+        parsed = to_datetime(value)
     except ValueError:
         raise KvmhostError('must be an ISO 8601 timestamp such as 2026-11-23T10:00:00Z or "now", got %r'
                            % value, field=field)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+    return parsed.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
 def canonical_json(value):

@@ -20,7 +20,6 @@ play and whichever controller printed it:
 
 from __future__ import annotations
 
-import datetime
 import html
 import json
 import os
@@ -30,7 +29,7 @@ import stat
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import read_text, write_atomic
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore, to_datetime
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import (
     check_absolute_path, check_token, check_uuid)
 
@@ -50,16 +49,10 @@ def _parse(value, what):
     """A store timestamp (ISO 8601, as state_store.utcnow() writes it) as an aware datetime."""
     if value is None:
         return None
-    text = value.strip()
-    if text.endswith('Z'):
-        text = text[:-1] + '+00:00'
     try:
-        parsed = datetime.datetime.fromisoformat(text)
+        return to_datetime(value)
     except ValueError:
         raise KvmhostError('the state store holds an unreadable timestamp %r in %s' % (value, what))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.astimezone(datetime.timezone.utc)
 
 
 def _seconds(start, end):

@@ -78,6 +78,16 @@ seconds:
   returned: always
   type: float
   sample: 2.1
+started_at:
+  description: When this call began to shut the domain down (ISO 8601, UTC), or null when it had nothing to do.
+  returned: always
+  type: str
+  sample: '2026-11-23T14:30:27.612345Z'
+finished_at:
+  description: When the domain was off (ISO 8601, UTC), or null when the call had nothing to do.
+  returned: always
+  type: str
+  sample: '2026-11-23T14:30:31.402113Z'
 messages:
   description: Nova's log lines for what happened.
   returned: always
