@@ -10,46 +10,14 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import vif_plug
+
 
 def network_info(vifs, plug_results=None):
-    """Nova's network info model of an instance's VIFs (what the info cache holds).
-
-    ``vifs`` are the instance spec's VIFs; ``plug_results`` the registered results of the vif module
-    for them (a loop's ``results``), whose ``devices`` name the host devices.
-    """
+    """Nova's network info model of an instance's VIFs (what the info cache holds); see vif_plug.network_info."""
     if not isinstance(vifs, list):
         raise AnsibleFilterError('network_info: vifs must be a list, got %s' % type(vifs).__name__)
-    devices = {}
-    for result in plug_results or []:
-        if isinstance(result, dict) and result.get('port_id'):
-            devices[result['port_id'].lower()] = result.get('devices') or {}
-    info = []
-    for vif in vifs:
-        port_id = str(vif['id']).lower()
-        network = vif.get('network') or {}
-        vif_type = vif['type']
-        found = devices.get(port_id, {})
-        subnet = None
-        if network.get('cidr'):
-            subnet = {'cidr': network['cidr'], 'gateway': network.get('gateway'),
-                      'dhcp_server': network.get('dhcp_server'),
-                      'ips': [{'address': address, 'type': 'fixed'} for address in network.get('ips') or []]}
-        info.append({
-            'id': port_id,
-            'address': str(vif['address']).lower(),
-            # os-vif's ovs plugin serves both OVS flavours; the hybrid one is told by ovs_hybrid_plug.
-            'type': 'bridge' if vif_type == 'bridge' else 'ovs',
-            'vnic_type': 'normal',
-            'active': True,
-            'devname': found.get('tap') or ('tap' + port_id)[:14],
-            'ovs_interfaceid': port_id if vif_type != 'bridge' else None,
-            'network': {'id': network.get('id'), 'label': network.get('label'), 'bridge': vif.get('bridge'),
-                        'subnets': [subnet] if subnet else [], 'meta': {'mtu': vif.get('mtu')}},
-            'details': {'port_filter': True, 'ovs_hybrid_plug': vif_type == 'ovs_hybrid',
-                        'vlan': vif.get('vlan'), 'physical_interface': vif.get('physical_interface')},
-            'devices': found,
-        })
-    return info
+    return vif_plug.network_info(vifs, plug_results)
 
 
 def outcomes_by_uuid(results, uuid_path=('item', 'uuid')):

@@ -23,6 +23,9 @@ try:
 except ImportError:  # reported by the modules that need it, through missing_required_lib
     _LIBVIRT_ERRORS = ()
 
+# The library errors the one error path turns into a message naming what failed.
+KNOWN_ERRORS = (OSError, sqlite3.Error) + _LIBVIRT_ERRORS
+
 
 class Step(object):
     """One change the plan will make: a sentence for the user and the callable that makes it."""
@@ -55,14 +58,22 @@ class Plan(object):
         return [step.description for step in self.steps]
 
     def apply(self):
-        """Run each step in order; a failing step stops the rest and names itself."""
+        """Run each step in order; a failing step stops the rest and names itself.
+
+        The error carries ``applied``, the steps done before it, so a caller can say what changed.
+        """
+        applied = []
         for step in self.steps:
             try:
                 step.action()
-            except KvmhostError:
+            except KvmhostError as exc:
+                exc.applied = applied
                 raise
-            except (OSError, sqlite3.Error) + _LIBVIRT_ERRORS as exc:
-                raise KvmhostError('failed to %s: %s' % (step.description, describe_error(exc)))
+            except KNOWN_ERRORS as exc:
+                error = KvmhostError('failed to %s: %s' % (step.description, describe_error(exc)))
+                error.applied = applied
+                raise error
+            applied.append(step.description)
 
     def diff(self):
         return {'before': self.before, 'after': self.after}
@@ -94,6 +105,19 @@ class ModuleDriver(object):
     def run(self):
         raise NotImplementedError
 
+    # What a step that records itself (the ``record`` option of the step modules) writes at its finish.
+    def record_note(self, result):
+        """The event's note: what was done, or that nothing had to be."""
+        return '; '.join(result.get('actions') or []) or 'nothing to change'
+
+    def record_details(self, result):
+        """The event's details (a dict), or None."""
+        return None
+
+    def record_fields(self, result):
+        """Instance fields the step's outcome sets (for example the power state a start reached)."""
+        return {}
+
     def finish(self, plan, **result):
         """Apply ``plan`` unless in check mode and build the standard result."""
         if plan.changed and not self.check_mode:
@@ -113,6 +137,6 @@ def run_module(driver_class, argument_spec, **module_kwargs):
         result = driver_class(module).run()
     except KvmhostError as exc:
         module.fail_json(msg=str(exc), **exc.details)
-    except (OSError, sqlite3.Error) + _LIBVIRT_ERRORS as exc:
+    except KNOWN_ERRORS as exc:
         module.fail_json(msg=describe_error(exc))
     module.exit_json(**result)

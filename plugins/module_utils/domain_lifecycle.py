@@ -22,6 +22,15 @@ VIR_DOMAIN_UNDEFINE_NVRAM = 4
 VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA = 16
 
 
+def read_xml_file(path):
+    """The domain XML kept in a file (an instance directory's libvirt.xml)."""
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError as exc:
+        raise KvmhostError('cannot read %s: %s' % (path, exc.strerror), field='xml_file')
+
+
 def describe(domain):
     """Facts of a domain (or of none) for results and diffs."""
     if domain is None:
@@ -62,6 +71,13 @@ class LibvirtDriver(ModuleDriver):
 class ShutdownDriver(LibvirtDriver):
     """instance_shutdown: Nova's power_off (graceful with re-sends, then destroy)."""
 
+    def record_note(self, result):
+        return ' '.join(result.get('messages') or []) or 'nothing to change'
+
+    def record_details(self, result):
+        return dict((key, result.get(key)) for key in (
+            'seconds', 'clean', 'destroyed', 'shutdown_requests', 'started_at', 'finished_at'))
+
     def execute(self):
         uuid = check_uuid(self.params['uuid'])
         check_shutdown_options(self.params)
@@ -99,6 +115,14 @@ class ShutdownDriver(LibvirtDriver):
 class DomainDriver(LibvirtDriver):
     """domain: defined from XML (redefined on real drift), running, stopped or absent."""
 
+    def record_note(self, result):
+        if self.params['state'] == 'running':
+            return 'Instance spawned successfully.' if result.get('changed') else 'Instance is running.'
+        return super().record_note(result)
+
+    def record_fields(self, result):
+        return {'power_state': result['power_state']} if not self.check_mode else {}
+
     def execute(self):
         params = self.params
         uuid = check_uuid(params['uuid'])
@@ -106,6 +130,8 @@ class DomainDriver(LibvirtDriver):
         if params['wait_timeout'] < 1:
             raise KvmhostError('must be at least 1 second', field='wait_timeout')
         wanted_xml = params.get('xml')
+        if params.get('xml_file') is not None:
+            wanted_xml = read_xml_file(params['xml_file'])
         if wanted_xml is not None:
             self._check_xml_identity(wanted_xml, uuid)
         domain = self.connection.domain_by_uuid(uuid)

@@ -29,6 +29,7 @@ import traceback
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import (
     check_absolute_path, check_display_name, check_uuid, check_writable_parent)
 
@@ -739,12 +740,35 @@ def forget_passwords(module):
             auth['password'] = None
 
 
+def recorded_local_id(state_db, uuid, check_mode):
+    """The host-local id of the instance's record in the state store.
+
+    In check mode an instance without a record yet gets the id its record would get.
+    """
+    store = StateStore.open(state_db, readonly=True)
+    if store is None:
+        if check_mode:
+            return 1
+        raise KvmhostError('no state store at %s to read the local id of %s from' % (state_db, uuid), field='local_id')
+    with store:
+        record = store.get_instance(uuid)
+        if record is not None:
+            return record['local_id']
+        if check_mode:
+            return store.next_local_id()
+    raise KvmhostError('instance %s has no record in %s: give local_id, or record the instance first'
+                       % (uuid, state_db), field='local_id')
+
+
 class DomainXmlDriver(ModuleDriver):
     """domain_xml."""
 
     def run(self):
         require_lxml(self.module)
         forget_passwords(self.module)
+        if self.params.get('local_id') is None:
+            uuid = check_uuid((self.params.get('instance') or {}).get('uuid'), 'instance.uuid')
+            self.params['local_id'] = recorded_local_id(self.params['state_db'], uuid, self.check_mode)
         spec = check_domain_spec(self.params)
         dest = self.params.get('dest')
         if dest is not None:

@@ -48,10 +48,12 @@ def _exists(path, field):
     return os.path.isdir(path)
 
 
-def plan_instance_dir(state, current, moved, discard, domain_off):
+def plan_instance_dir(state, current, moved, discard, domain_off, resume=False):
     """Pure: the steps (as (description, operation, arguments)) that bring the directories to ``state``.
 
-    ``current``, ``moved``, ``discard`` are the three paths with whether each exists.
+    ``current``, ``moved``, ``discard`` are the three paths with whether each exists. With ``resume``,
+    ``moved`` finding both directories (a run interrupted after its move) discards the half-made new
+    one and keeps the old copy aside.
     """
     (cur_path, cur), (mov_path, mov), (dis_path, dis) = current, moved, discard
     steps = []
@@ -66,6 +68,10 @@ def plan_instance_dir(state, current, moved, discard, domain_off):
         if mov:
             steps.append(('remove %s' % mov_path, 'rmtree', (mov_path,)))
     elif state == 'moved':
+        if cur and mov and resume:
+            steps.append(('set the half-made new %s aside as %s' % (cur_path, dis_path), 'rename', (cur_path, dis_path)))
+            steps.append(('remove the discarded copy %s' % dis_path, 'rmtree', (dis_path,)))
+            cur = False
         if cur and mov:
             raise KvmhostError('both %s and %s exist: an earlier run was interrupted after moving the instance aside; '
                                'use state restored to roll back or committed to keep the new directory'
@@ -94,6 +100,12 @@ OPERATIONS = {'rename': os.rename, 'rmtree': shutil.rmtree}
 class InstanceDiskDriver(LibvirtDriver):
     """instance_disk."""
 
+    def record_note(self, result):
+        if result.get('actions'):
+            return '; '.join(result['actions'])
+        return {'moved': 'already moved to %s' % result['moved_path'], 'committed': 'nothing was left to delete',
+                'restored': 'nothing to restore', 'absent': 'nothing to delete'}[self.params['state']]
+
     def execute(self):
         uuid = check_uuid(self.params['uuid'])
         instances_path = check_instances_path(self.params['instances_path'])
@@ -102,7 +114,8 @@ class InstanceDiskDriver(LibvirtDriver):
         domain = self.connection.domain_by_uuid(uuid)
         power_state = describe(domain)['power_state']
         domain_off = domain is None or power_state in SHUTDOWN_STATES + (NOSTATE,)
-        steps = plan_instance_dir(self.params['state'], *zip(paths, exists), domain_off=domain_off)
+        steps = plan_instance_dir(self.params['state'], *zip(paths, exists), domain_off=domain_off,
+                                  resume=self.params['resume'])
         before = {'directory': exists[0], 'moved_aside': exists[1]}
         after = dict(before)
         plan = Plan(before, after)

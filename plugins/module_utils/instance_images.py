@@ -71,6 +71,11 @@ def check_flavor(flavor):
 class InstanceImageDriver(ModuleDriver):
     """instance_image."""
 
+    def record_note(self, result):
+        image = self.params.get('image') or {}
+        done = '; '.join(result.get('actions') or []) or 'the disks were there already'
+        return 'image %s: %s' % (image.get('id'), done) if image else done
+
     def __init__(self, module):
         super().__init__(module)
         self.tools = None

@@ -15,6 +15,8 @@ import copy
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
+    RUNNING, LibvirtConnection, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
     EVENT_RESULTS, LazyStore, StateStore, canonical_json, parse_timestamp, utcnow)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import (
@@ -211,8 +213,44 @@ def read_snapshot(path, uuid, params):
 class RecordDriver(ModuleDriver):
     """The instance_record module: plan against a read-only snapshot, write only on apply."""
 
+    # As a step that records itself, the record this module writes must exist before its event can.
+    creates_record = True
+
+    def record_note(self, result):
+        notes = []
+        if self.params.get('sync_power_state'):
+            notes.append(self.power_sync_note)
+        if self.params.get('network_info') is not None:
+            notes.append('%d VIFs' % len(self.params['network_info']))
+        if not notes and result.get('instance') and result['instance'].get('local_id') is not None:
+            notes.append('local id %d' % result['instance']['local_id'])
+        return '; '.join(notes) or super().record_note(result)
+
+    def sync_power_state(self, uuid):
+        """Nova's power sync after a lifecycle event: the hypervisor's power state becomes the record's."""
+        require_libvirt(self.module)
+        connection = LibvirtConnection(self.params['libvirt_uri'])
+        try:
+            live = connection.domain_state(uuid)
+        finally:
+            connection.close()
+        if self.params['expect_running'] and live['power_state'] != RUNNING:
+            raise KvmhostError('the domain of %s is %s, not running' % (uuid, live['libvirt_state'] or 'not defined'),
+                               field='expect_running')
+        store = StateStore.open(self.params['state_db'], readonly=True)
+        record = None
+        if store is not None:
+            with store:
+                record = store.get_instance(uuid)
+        self.power_sync_note = 'vm_state %s, task_state %s, DB power_state %s, VM power_state %d' % (
+            self.params.get('vm_state') or (record or {}).get('vm_state'), (record or {}).get('task_state'),
+            (record or {}).get('power_state'), live['power_state'])
+        self.params['power_state'] = live['power_state']
+
     def run(self):
         uuid = validate_params(self.params)
+        if self.params.get('sync_power_state'):
+            self.sync_power_state(uuid)
         path = self.params['state_db']
         snapshot = read_snapshot(path, uuid, self.params)
         if snapshot.instance is None and not self.check_mode:

@@ -27,6 +27,7 @@ import time
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import check_portal
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import EachDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_attach import IscsiAttachDriver, disk_xml
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_discovery import portal_text
@@ -274,3 +275,24 @@ class HostIscsiAttachDriver(IscsiAttachDriver):
             plan.add('delete the node record of %s at %s' % (self.iqn, self.portal),
                      lambda: self._iscsiadm(self._node('--op', 'delete'), ok=(0, ISCSI_ERR_NO_OBJS_FOUND)))
         return True
+
+
+class VolumesDriver(EachDriver):
+    """iscsi_attach: one volume (option volume), or every volume of an instance in order (option volumes).
+
+    With ``volumes`` the result merges the volumes' ``volume_secrets`` and ``host_volume_paths``, which is
+    what domain_xml takes.
+    """
+
+    inner = HostIscsiAttachDriver
+    one = 'volume'
+    many = 'volumes'
+    merged = ('volume_secrets', 'host_volume_paths')
+
+    def record_note(self, result):
+        volumes = self.params.get('volumes')
+        if volumes is None:
+            return super().record_note(result)
+        verb = 'attached' if self.params['state'] == 'attached' else 'detached'
+        return '%d volumes %s%s' % (len(volumes), verb, ': ' + ', '.join(
+            '%s %s' % (v['device_name'], v['id']) for v in volumes) if volumes else '')

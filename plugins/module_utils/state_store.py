@@ -288,6 +288,11 @@ class StateStore(object):
             query += ' WHERE deleted = 0'
         return [_row_to_instance(row) for row in self._conn.execute(query + ' ORDER BY local_id')]
 
+    def next_local_id(self):
+        """The local id the next new record will get (AUTOINCREMENT never reuses one)."""
+        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'instances'").fetchone()
+        return (row[0] if row else 0) + 1
+
     def save_instance(self, uuid, fields, now=None):
         """Create the record or update the given fields. Returns the record as stored."""
         now = now or utcnow()

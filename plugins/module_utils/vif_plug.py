@@ -20,6 +20,7 @@ import os
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import host_links as hl
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import EachDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
     DEFAULT_OVS_BRIDGE, MAX_MTU, MIN_MTU, VIF_TYPES, check_ifname, check_mac, check_port_id, qbr_name, qvb_name,
     qvo_name, tap_name)
@@ -344,8 +345,47 @@ class VifPlanner(object):
                 break
 
 
+def network_info(vifs, plug_results=None):
+    """Nova's network info model of an instance's VIFs (what the info cache holds).
+
+    ``vifs`` are the instance spec's VIFs; ``plug_results`` the registered results of the vif module
+    for them (a loop's ``results``), whose ``devices`` name the host devices.
+    """
+    devices = {}
+    for result in plug_results or []:
+        if isinstance(result, dict) and result.get('port_id'):
+            devices[result['port_id'].lower()] = result.get('devices') or {}
+    info = []
+    for vif in vifs:
+        port_id = str(vif['id']).lower()
+        network = vif.get('network') or {}
+        vif_type = vif['type']
+        found = devices.get(port_id, {})
+        subnet = None
+        if network.get('cidr'):
+            subnet = {'cidr': network['cidr'], 'gateway': network.get('gateway'),
+                      'dhcp_server': network.get('dhcp_server'),
+                      'ips': [{'address': address, 'type': 'fixed'} for address in network.get('ips') or []]}
+        info.append({
+            'id': port_id,
+            'address': str(vif['address']).lower(),
+            # os-vif's ovs plugin serves both OVS flavours; the hybrid one is told by ovs_hybrid_plug.
+            'type': 'bridge' if vif_type == 'bridge' else 'ovs',
+            'vnic_type': 'normal',
+            'active': True,
+            'devname': found.get('tap') or ('tap' + port_id)[:14],
+            'ovs_interfaceid': port_id if vif_type != 'bridge' else None,
+            'network': {'id': network.get('id'), 'label': network.get('label'), 'bridge': vif.get('bridge'),
+                        'subnets': [subnet] if subnet else [], 'meta': {'mtu': vif.get('mtu')}},
+            'details': {'port_filter': True, 'ovs_hybrid_plug': vif_type == 'ovs_hybrid',
+                        'vlan': vif.get('vlan'), 'physical_interface': vif.get('physical_interface')},
+            'devices': found,
+        })
+    return info
+
+
 class VifDriver(ModuleDriver):
-    """vif."""
+    """vif: one VIF."""
 
     def run(self):
         spec = check_vif_spec(self.params['vif'], self.params['instance_uuid'])
@@ -353,3 +393,30 @@ class VifDriver(ModuleDriver):
         plan = planner.plug() if self.params['state'] == 'plugged' else planner.unplug()
         return self.finish(plan, port_id=spec.port_id, type=spec.vif_type, state=self.params['state'],
                            devices=spec.devices(), interface=spec.interface())
+
+
+class VifsDriver(EachDriver):
+    """vif: one VIF (option vif), or every VIF of an instance in order (option vifs).
+
+    With ``vifs`` the result also holds ``network_info``, Nova's network info model of those VIFs (what the
+    instance's network info cache is given), and ``devnames``.
+    """
+
+    inner = VifDriver
+    one = 'vif'
+    many = 'vifs'
+
+    def run(self):
+        result = super().run()
+        if self.params.get('vifs') is not None:
+            result['network_info'] = network_info(self.params['vifs'], result['vifs'])
+            result['devnames'] = [vif['devname'] for vif in result['network_info']]
+        return result
+
+    def record_note(self, result):
+        vifs = self.params.get('vifs')
+        if vifs is None:
+            return super().record_note(result)
+        if self.params['state'] == 'plugged':
+            return 'plugged %d VIFs%s' % (len(vifs), ': ' + ', '.join(result['devnames']) if vifs else '')
+        return 'Successfully unplugged %d VIFs%s' % (len(vifs), ': ' + ', '.join(v['type'] for v in vifs) if vifs else '')

@@ -26,17 +26,26 @@ author:
 extends_documentation_fragment:
   - kvmhost.lifecycle.libvirt
   - kvmhost.lifecycle.shutdown
+  - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.instances_path
+  - kvmhost.lifecycle.batch
   - kvmhost.lifecycle.attributes
 options:
   uuid:
-    description: The instance UUID. It must be the C(<uuid>) of O(xml).
+    description:
+      - The instance UUID. It must be the C(<uuid>) of O(xml).
+      - Required unless O(instances) is given, whose items each give it.
     type: str
-    required: true
   xml:
     description:
-      - The wanted domain XML, for example from M(kvmhost.lifecycle.domain_xml). Required to define a domain that does
-        not exist yet.
+      - The wanted domain XML, for example from M(kvmhost.lifecycle.domain_xml). Required (or O(xml_file)) to define
+        a domain that does not exist yet.
     type: str
+  xml_file:
+    description:
+      - A file holding the wanted domain XML, for example the C(libvirt.xml) that the roles keep in each instance
+        directory (a rebuild's rollback defines the old domain from it). Mutually exclusive with O(xml).
+    type: path
   state:
     description: What the domain should be.
     type: str
@@ -111,16 +120,54 @@ power_off:
   description: What a power-off did (clean, destroyed, shutdown_requests, seconds, messages), when one happened.
   returned: when the domain was powered off
   type: dict
+results:
+  description:
+    - With O(instances), each instance's outcome in the order given, the values above plus the keys below.
+      Without O(instances) not returned (the one instance's values are at the top level).
+  returned: when instances is given
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (lower case).
+      type: str
+    changed:
+      description: Whether this instance changed.
+      type: bool
+    failed:
+      description: Whether the step failed for this instance.
+      type: bool
+    skipped:
+      description: Whether this instance was skipped (it left the run at an earlier step, or O(record.only)).
+      type: bool
+    msg:
+      description: Why it failed, or why it was skipped.
+      type: str
+failed_instances:
+  description: With O(instances), each failed instance's UUID and the cause, as a dict.
+  returned: when instances is given
+  type: dict
+succeeded:
+  description: With O(instances), the UUIDs the step succeeded for, in order.
+  returned: when instances is given
+  type: list
+  elements: str
+skipped_instances:
+  description: With O(instances), the UUIDs that were skipped.
+  returned: when instances is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import DomainDriver
 
-ARGUMENT_SPEC = argument_specs.merged(
+ITEM_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT, argument_specs.SHUTDOWN,
     uuid=dict(type='str', required=True),
     xml=dict(type='str'),
+    xml_file=dict(type='path'),
     state=dict(type='str', choices=['running', 'stopped', 'absent'], default='running'),
     wait_timeout=dict(type='int', default=60),
     restart_on_change=dict(type='bool', default=False),
@@ -128,7 +175,7 @@ ARGUMENT_SPEC = argument_specs.merged(
 
 
 def main():
-    run_module(DomainDriver, ARGUMENT_SPEC)
+    run_step_module(DomainDriver, ITEM_SPEC, 'uuid', mutually_exclusive=[('xml', 'xml_file')])
 
 
 if __name__ == '__main__':

@@ -37,6 +37,9 @@ author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:
   - kvmhost.lifecycle.instances_path
+  - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.batch
   - kvmhost.lifecycle.attributes
 requirements:
   - lxml
@@ -45,9 +48,10 @@ notes:
     of the XML, so XML metacharacters in them are escaped, never interpreted.
 options:
   instance:
-    description: The instance spec, as in the C(kvmhost_instances) inventory variable. C(security_groups) is ignored.
+    description:
+      - The instance spec, as in the C(kvmhost_instances) inventory variable. C(security_groups) is ignored.
+      - Required unless O(instances) is given, whose items each give it.
     type: dict
-    required: true
     suboptions:
       uuid:
         description: The instance UUID; the domain's UUID and the name of its instance directory.
@@ -216,9 +220,11 @@ options:
         type: list
         elements: dict
   local_id:
-    description: The host-local instance id (from M(kvmhost.lifecycle.instance_record)); the domain is C(instance-%08x).
+    description:
+      - The host-local instance id (from M(kvmhost.lifecycle.instance_record)); the domain is C(instance-%08x).
+      - When not given, it is read from the instance's record in O(state_db). In check mode an instance without a
+        record yet gets the id its record would get.
     type: int
-    required: true
   virt_type:
     description: V(kvm) for hardware virtualization, V(qemu) for software emulation; the domain's type.
     type: str
@@ -362,10 +368,47 @@ actions:
   type: list
   elements: str
   sample: ['write the domain XML to /var/lib/kvmhost/instances/1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0/libvirt.xml']
+results:
+  description:
+    - With O(instances), each instance's outcome in the order given, the values above plus the keys below.
+      Without O(instances) not returned (the one instance's values are at the top level).
+  returned: when instances is given
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (lower case).
+      type: str
+    changed:
+      description: Whether this instance changed.
+      type: bool
+    failed:
+      description: Whether the step failed for this instance.
+      type: bool
+    skipped:
+      description: Whether this instance was skipped (it left the run at an earlier step, or O(record.only)).
+      type: bool
+    msg:
+      description: Why it failed, or why it was skipped.
+      type: str
+failed_instances:
+  description: With O(instances), each failed instance's UUID and the cause, as a dict.
+  returned: when instances is given
+  type: dict
+succeeded:
+  description: With O(instances), the UUIDs the step succeeded for, in order.
+  returned: when instances is given
+  type: list
+  elements: str
+skipped_instances:
+  description: With O(instances), the UUIDs that were skipped.
+  returned: when instances is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
     CPU_MODES, DISK_CACHE_MODES, VIF_TYPES, VIRT_TYPES, DomainXmlDriver)
 
@@ -402,10 +445,10 @@ INSTANCE_SPEC = dict(
     security_groups=dict(type='list', elements='dict'),
 )
 
-ARGUMENT_SPEC = argument_specs.merged(
+ITEM_SPEC = argument_specs.merged(
     argument_specs.INSTANCES_PATH,
     instance=dict(type='dict', required=True, options=INSTANCE_SPEC),
-    local_id=dict(type='int', required=True),
+    local_id=dict(type='int'),
     virt_type=dict(type='str', choices=list(VIRT_TYPES), default='kvm'),
     cpu_mode=dict(type='str', choices=list(CPU_MODES)),
     disk_cache=dict(type='str', choices=list(DISK_CACHE_MODES), default='none'),
@@ -419,7 +462,7 @@ ARGUMENT_SPEC = argument_specs.merged(
 
 
 def main():
-    run_module(DomainXmlDriver, ARGUMENT_SPEC)
+    run_step_module(DomainXmlDriver, ITEM_SPEC, 'instance.uuid')
 
 
 if __name__ == '__main__':

@@ -25,12 +25,22 @@ author:
 extends_documentation_fragment:
   - kvmhost.lifecycle.instances_path
   - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.batch
   - kvmhost.lifecycle.attributes
 options:
+  resume:
+    description:
+      - With O(state=moved), finding both the directory and its copy moved aside (a run interrupted after its move
+        made part of a new directory) discards the half-made new directory and keeps the old copy aside, instead of
+        failing. The domain must be shut off.
+    type: bool
+    default: false
   uuid:
-    description: The instance UUID, the name of its directory.
+    description:
+      - The instance UUID, the name of its directory.
+      - Required unless O(instances) is given, whose items each give it.
     type: str
-    required: true
   state:
     description: What should become of the instance directory.
     type: str
@@ -79,21 +89,59 @@ actions:
   returned: always
   type: list
   elements: str
+results:
+  description:
+    - With O(instances), each instance's outcome in the order given, the values above plus the keys below.
+      Without O(instances) not returned (the one instance's values are at the top level).
+  returned: when instances is given
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (lower case).
+      type: str
+    changed:
+      description: Whether this instance changed.
+      type: bool
+    failed:
+      description: Whether the step failed for this instance.
+      type: bool
+    skipped:
+      description: Whether this instance was skipped (it left the run at an earlier step, or O(record.only)).
+      type: bool
+    msg:
+      description: Why it failed, or why it was skipped.
+      type: str
+failed_instances:
+  description: With O(instances), each failed instance's UUID and the cause, as a dict.
+  returned: when instances is given
+  type: dict
+succeeded:
+  description: With O(instances), the UUIDs the step succeeded for, in order.
+  returned: when instances is given
+  type: list
+  elements: str
+skipped_instances:
+  description: With O(instances), the UUIDs that were skipped.
+  returned: when instances is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_dirs import InstanceDiskDriver
 
-ARGUMENT_SPEC = argument_specs.merged(
+ITEM_SPEC = argument_specs.merged(
     argument_specs.INSTANCES_PATH, argument_specs.LIBVIRT,
     uuid=dict(type='str', required=True),
     state=dict(type='str', choices=['absent', 'moved', 'restored', 'committed'], default='absent'),
+    resume=dict(type='bool', default=False),
 )
 
 
 def main():
-    run_module(InstanceDiskDriver, ARGUMENT_SPEC)
+    run_step_module(InstanceDiskDriver, ITEM_SPEC, 'uuid')
 
 
 if __name__ == '__main__':

@@ -35,15 +35,20 @@ description:
 author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:
+  - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.instances_path
+  - kvmhost.lifecycle.batch
   - kvmhost.lifecycle.attributes
 requirements:
   - iptables (iptables-save, iptables-restore, ip6tables-save, ip6tables-restore) with the physdev, mac, state and
     comment matches; br_netfilter with C(net.bridge.bridge-nf-call-iptables=1) so bridged traffic reaches them.
 options:
   instance_uuid:
-    description: The instance UUID. Its lines of the shared chain carry it as a comment, which is how V(absent) finds them.
+    description:
+      - The instance UUID. Its lines of the shared chain carry it as a comment, which is how V(absent) finds them.
+      - Required unless O(instances) is given, whose items each give it.
     type: str
-    required: true
   state:
     description: V(present) writes the instance's chains; V(absent) removes them and nothing else (the shared chains
       and the C(FORWARD) jump go with the last instance).
@@ -210,10 +215,47 @@ actions:
   returned: always
   type: list
   elements: str
+results:
+  description:
+    - With O(instances), each instance's outcome in the order given, the values above plus the keys below.
+      Without O(instances) not returned (the one instance's values are at the top level).
+  returned: when instances is given
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (lower case).
+      type: str
+    changed:
+      description: Whether this instance changed.
+      type: bool
+    failed:
+      description: Whether the step failed for this instance.
+      type: bool
+    skipped:
+      description: Whether this instance was skipped (it left the run at an earlier step, or O(record.only)).
+      type: bool
+    msg:
+      description: Why it failed, or why it was skipped.
+      type: str
+failed_instances:
+  description: With O(instances), each failed instance's UUID and the cause, as a dict.
+  returned: when instances is given
+  type: dict
+succeeded:
+  description: With O(instances), the UUIDs the step succeeded for, in order.
+  returned: when instances is given
+  type: list
+  elements: str
+skipped_instances:
+  description: With O(instances), the UUIDs that were skipped.
+  returned: when instances is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iptables_apply import InstanceFirewallDriver
 
 RULE_SPEC = dict(
@@ -236,7 +278,7 @@ VIF_SPEC = dict(
     network=dict(type='dict', options=argument_specs.VIF_NETWORK),
 )
 
-ARGUMENT_SPEC = dict(
+ITEM_SPEC = dict(
     instance_uuid=dict(type='str', required=True),
     state=dict(type='str', choices=['present', 'absent'], default='present'),
     vifs=dict(type='list', elements='dict', default=[], options=VIF_SPEC),
@@ -250,7 +292,7 @@ ARGUMENT_SPEC = dict(
 
 
 def main():
-    run_module(InstanceFirewallDriver, ARGUMENT_SPEC)
+    run_step_module(InstanceFirewallDriver, ITEM_SPEC, 'instance_uuid')
 
 
 if __name__ == '__main__':

@@ -36,6 +36,9 @@ author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:
   - kvmhost.lifecycle.instances_path
+  - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.batch
   - kvmhost.lifecycle.attributes
 options:
   uuid:
@@ -230,13 +233,50 @@ actions:
   type: list
   elements: str
   sample: ['fetch image demo-guest-v1 from /var/lib/kvmhost/images/demo-guest-v1.qcow2 into /var/lib/kvmhost/...']
+results:
+  description:
+    - With O(instances), each instance's outcome in the order given, the values above plus the keys below.
+      Without O(instances) not returned (the one instance's values are at the top level).
+  returned: when instances is given
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (lower case).
+      type: str
+    changed:
+      description: Whether this instance changed.
+      type: bool
+    failed:
+      description: Whether the step failed for this instance.
+      type: bool
+    skipped:
+      description: Whether this instance was skipped (it left the run at an earlier step, or O(record.only)).
+      type: bool
+    msg:
+      description: Why it failed, or why it was skipped.
+      type: str
+failed_instances:
+  description: With O(instances), each failed instance's UUID and the cause, as a dict.
+  returned: when instances is given
+  type: dict
+succeeded:
+  description: With O(instances), the UUIDs the step succeeded for, in order.
+  returned: when instances is given
+  type: list
+  elements: str
+skipped_instances:
+  description: With O(instances), the UUIDs that were skipped.
+  returned: when instances is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_images import InstanceImageDriver
 
-ARGUMENT_SPEC = argument_specs.merged(
+ITEM_SPEC = argument_specs.merged(
     argument_specs.INSTANCES_PATH,
     uuid=dict(type='str'),
     state=dict(type='str', choices=['present', 'absent'], default='present'),
@@ -263,7 +303,7 @@ ARGUMENT_SPEC = argument_specs.merged(
 
 
 def main():
-    run_module(InstanceImageDriver, ARGUMENT_SPEC, required_one_of=[('uuid', 'base_cleanup_age')])
+    run_step_module(InstanceImageDriver, ITEM_SPEC, 'uuid', required_one_of=[('uuid', 'base_cleanup_age')])
 
 
 if __name__ == '__main__':

@@ -23,12 +23,16 @@ author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:
   - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.instances_path
+  - kvmhost.lifecycle.batch
   - kvmhost.lifecycle.attributes
 options:
   uuid:
-    description: The instance UUID, the instance's identity.
+    description:
+      - The instance UUID, the instance's identity.
+      - Required unless O(instances) is given, whose items each give it.
     type: str
-    required: true
   state:
     description:
       - V(present) creates or updates the record.
@@ -73,6 +77,17 @@ options:
     description: The network info cache of the instance, a list of VIF descriptions; replaces the cache.
     type: list
     elements: dict
+  sync_power_state:
+    description:
+      - Nova's power sync after a lifecycle event. The domain found by O(uuid) over O(libvirt_uri) gives the power
+        state that is recorded (O(power_state) is then ignored). As a recorded step, the event's note names the
+        store's and the hypervisor's power states.
+    type: bool
+    default: false
+  expect_running:
+    description: With O(sync_power_state), fail unless the domain runs.
+    type: bool
+    default: false
   action:
     description: The instance action this call belongs to; created on first mention.
     type: dict
@@ -204,15 +219,52 @@ actions:
   type: list
   elements: str
   sample: ['update task_state of instance 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0']
+results:
+  description:
+    - With O(instances), each instance's outcome in the order given, the values above plus the keys below.
+      Without O(instances) not returned (the one instance's values are at the top level).
+  returned: when instances is given
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (lower case).
+      type: str
+    changed:
+      description: Whether this instance changed.
+      type: bool
+    failed:
+      description: Whether the step failed for this instance.
+      type: bool
+    skipped:
+      description: Whether this instance was skipped (it left the run at an earlier step, or O(record.only)).
+      type: bool
+    msg:
+      description: Why it failed, or why it was skipped.
+      type: str
+failed_instances:
+  description: With O(instances), each failed instance's UUID and the cause, as a dict.
+  returned: when instances is given
+  type: dict
+succeeded:
+  description: With O(instances), the UUIDs the step succeeded for, in order.
+  returned: when instances is given
+  type: list
+  elements: str
+skipped_instances:
+  description: With O(instances), the UUIDs that were skipped.
+  returned: when instances is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_records import RecordDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
     ACTIONS, TASK_STATES, VM_STATES)
 
-ARGUMENT_SPEC = argument_specs.merged(
+ITEM_SPEC = argument_specs.merged(
     argument_specs.STATE_STORE,
     uuid=dict(type='str', required=True),
     state=dict(type='str', choices=['present', 'deleted'], default='present'),
@@ -225,6 +277,8 @@ ARGUMENT_SPEC = argument_specs.merged(
     host=dict(type='str'),
     launched_at=dict(type='str'),
     network_info=dict(type='list', elements='dict'),
+    sync_power_state=dict(type='bool', default=False),
+    expect_running=dict(type='bool', default=False),
     action=dict(type='dict', options=dict(
         name=dict(type='str', required=True, choices=list(ACTIONS)),
         request_id=dict(type='str', required=True),
@@ -242,7 +296,7 @@ ARGUMENT_SPEC = argument_specs.merged(
 
 
 def main():
-    run_module(RecordDriver, ARGUMENT_SPEC)
+    run_step_module(RecordDriver, ITEM_SPEC, 'uuid')
 
 
 if __name__ == '__main__':

@@ -27,12 +27,16 @@ author:
 extends_documentation_fragment:
   - kvmhost.lifecycle.libvirt
   - kvmhost.lifecycle.shutdown
+  - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.instances_path
+  - kvmhost.lifecycle.batch
   - kvmhost.lifecycle.attributes
 options:
   uuid:
-    description: The instance UUID; its domain is found by this UUID.
+    description:
+      - The instance UUID; its domain is found by this UUID.
+      - Required unless O(instances) is given, whose items each give it.
     type: str
-    required: true
 '''
 
 EXAMPLES = r'''
@@ -42,6 +46,16 @@ EXAMPLES = r'''
     shutdown_timeout: "{{ kvmhost_shutdown_timeout }}"
     retry_interval: "{{ kvmhost_shutdown_retry_interval }}"
   register: shutdown
+
+- name: Shut every instance of the run down together, as the rebuild's first step, recorded in the state store
+  kvmhost.lifecycle.instance_shutdown:
+    instances:
+      - uuid: 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0
+      - uuid: 5b1f7e0c-2f4e-4c55-8f0c-0d6a3c6c8e11
+    shutdown_timeout: 60
+    keep_going: true
+    record: {request_id: req-5c1d, action: rebuild, event: shutdown_instance, task_state: rebuilding}
+  register: shutdowns
 
 - name: Pull the plug at once
   kvmhost.lifecycle.instance_shutdown:
@@ -104,20 +118,57 @@ libvirt_state:
   returned: always
   type: str
   sample: shutoff
+results:
+  description:
+    - With O(instances), each instance's outcome in the order given, the values above plus the keys below.
+      Without O(instances) not returned (the one instance's values are at the top level).
+  returned: when instances is given
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (lower case).
+      type: str
+    changed:
+      description: Whether this instance changed.
+      type: bool
+    failed:
+      description: Whether the step failed for this instance.
+      type: bool
+    skipped:
+      description: Whether this instance was skipped (it left the run at an earlier step, or O(record.only)).
+      type: bool
+    msg:
+      description: Why it failed, or why it was skipped.
+      type: str
+failed_instances:
+  description: With O(instances), each failed instance's UUID and the cause, as a dict.
+  returned: when instances is given
+  type: dict
+succeeded:
+  description: With O(instances), the UUIDs the step succeeded for, in order.
+  returned: when instances is given
+  type: list
+  elements: str
+skipped_instances:
+  description: With O(instances), the UUIDs that were skipped.
+  returned: when instances is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import ShutdownDriver
 
-ARGUMENT_SPEC = argument_specs.merged(
+ITEM_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT, argument_specs.SHUTDOWN,
     uuid=dict(type='str', required=True),
 )
 
 
 def main():
-    run_module(ShutdownDriver, ARGUMENT_SPEC)
+    run_step_module(ShutdownDriver, ITEM_SPEC, 'uuid')
 
 
 if __name__ == '__main__':

@@ -29,13 +29,16 @@ author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:
   - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.instances_path
+  - kvmhost.lifecycle.batch
   - kvmhost.lifecycle.attributes
 options:
   volume:
-    description: One volume of an instance spec.
+    description:
+      - One volume of an instance spec. Mutually exclusive with O(volumes); one of them is required.
     type: dict
-    required: true
-    suboptions:
+    suboptions: &volume_options
       id:
         description: The volume id (normally a UUID), the disk's serial in the guest.
         type: str
@@ -81,6 +84,17 @@ options:
     type: str
     choices: [attached, detached]
     default: attached
+  volumes:
+    description:
+      - Every volume of one instance, attached (or detached) in order; the result merges their RV(volume_secrets) and
+        RV(host_volume_paths) and holds each volume's result in RV(volumes).
+    type: list
+    elements: dict
+    suboptions: *volume_options
+  instance_uuid:
+    description:
+      - The instance the volumes belong to; the key of an item of O(instances) (a batch has one item per instance).
+    type: str
   domain_uuid:
     description: The UUID of a libvirt domain to hot-plug the disk into (or out of).
     type: str
@@ -167,15 +181,54 @@ actions:
   returned: always
   type: list
   elements: str
+results:
+  description:
+    - With O(instances), each instance's outcome in the order given, the values above plus the keys below.
+      Without O(instances) not returned (the one instance's values are at the top level).
+  returned: when instances is given
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (lower case).
+      type: str
+    changed:
+      description: Whether this instance changed.
+      type: bool
+    failed:
+      description: Whether the step failed for this instance.
+      type: bool
+    skipped:
+      description: Whether this instance was skipped (it left the run at an earlier step, or O(record.only)).
+      type: bool
+    msg:
+      description: Why it failed, or why it was skipped.
+      type: str
+failed_instances:
+  description: With O(instances), each failed instance's UUID and the cause, as a dict.
+  returned: when instances is given
+  type: dict
+succeeded:
+  description: With O(instances), the UUIDs the step succeeded for, in order.
+  returned: when instances is given
+  type: list
+  elements: str
+skipped_instances:
+  description: With O(instances), the UUIDs that were skipped.
+  returned: when instances is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_host import HostIscsiAttachDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_host import VolumesDriver
 
-ARGUMENT_SPEC = argument_specs.merged(
+ITEM_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT,
-    volume=dict(type='dict', required=True, options=argument_specs.VOLUME),
+    volume=dict(type='dict', options=argument_specs.VOLUME),
+    volumes=dict(type='list', elements='dict', options=argument_specs.VOLUME),
+    instance_uuid=dict(type='str'),
     state=dict(type='str', choices=['attached', 'detached'], default='attached'),
     domain_uuid=dict(type='str'),
     disk_cache=dict(type='str', choices=['none', 'writethrough', 'writeback', 'directsync', 'unsafe'],
@@ -186,7 +239,7 @@ ARGUMENT_SPEC = argument_specs.merged(
 
 
 def main():
-    run_module(HostIscsiAttachDriver, ARGUMENT_SPEC)
+    run_step_module(VolumesDriver, ITEM_SPEC, 'instance_uuid', required_one_of=[('volume', 'volumes')], mutually_exclusive=[('volume', 'volumes')])
 
 
 if __name__ == '__main__':

@@ -32,22 +32,26 @@ description:
 author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:
+  - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.instances_path
+  - kvmhost.lifecycle.batch
   - kvmhost.lifecycle.attributes
 options:
   instance_uuid:
-    description: The instance UUID, recorded as the C(vm-uuid) external-id of the Open vSwitch port.
+    description:
+      - The instance UUID, recorded as the C(vm-uuid) external-id of the Open vSwitch port.
+      - Required unless O(instances) is given, whose items each give it.
     type: str
-    required: true
   state:
     description: Whether the VIF should be plugged or unplugged.
     type: str
     choices: [plugged, unplugged]
     default: plugged
   vif:
-    description: The VIF, as in the instance spec's C(vifs) list.
+    description: One VIF, as in the instance spec's C(vifs) list.
     type: dict
-    required: true
-    suboptions:
+    suboptions: &vif_options
       id:
         description: The port id (normally a UUID; a UUID for V(ovs)). Device names derive from it.
         type: str
@@ -98,6 +102,14 @@ options:
             description: The fixed IP addresses of the port.
             type: list
             elements: str
+  vifs:
+    description:
+      - Every VIF of one instance, plugged (or unplugged) in order; the result holds each VIF's result in RV(vifs) and
+        the instance's RV(network_info).
+      - Mutually exclusive with O(vif); one of them is required.
+    type: list
+    elements: dict
+    suboptions: *vif_options
 '''
 
 EXAMPLES = r'''
@@ -160,30 +172,70 @@ actions:
   type: list
   elements: str
   sample: ["create Linux bridge qbr8dbfeeff-e2", "create veth pair qvb8dbfeeff-e2/qvo8dbfeeff-e2"]
+results:
+  description:
+    - With O(instances), each instance's outcome in the order given, the values above plus the keys below.
+      Without O(instances) not returned (the one instance's values are at the top level).
+  returned: when instances is given
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (lower case).
+      type: str
+    changed:
+      description: Whether this instance changed.
+      type: bool
+    failed:
+      description: Whether the step failed for this instance.
+      type: bool
+    skipped:
+      description: Whether this instance was skipped (it left the run at an earlier step, or O(record.only)).
+      type: bool
+    msg:
+      description: Why it failed, or why it was skipped.
+      type: str
+failed_instances:
+  description: With O(instances), each failed instance's UUID and the cause, as a dict.
+  returned: when instances is given
+  type: dict
+succeeded:
+  description: With O(instances), the UUIDs the step succeeded for, in order.
+  returned: when instances is given
+  type: list
+  elements: str
+skipped_instances:
+  description: With O(instances), the UUIDs that were skipped.
+  returned: when instances is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import VifDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import VifsDriver
 
-ARGUMENT_SPEC = argument_specs.merged(
+VIF_OPTIONS = dict(
+    id=dict(type='str', required=True),
+    address=dict(type='str', required=True),
+    type=dict(type='str', required=True, choices=['ovs_hybrid', 'ovs', 'bridge']),
+    bridge=dict(type='str'),
+    vlan=dict(type='int'),
+    physical_interface=dict(type='str'),
+    mtu=dict(type='int'),
+    network=dict(type='dict', options=argument_specs.VIF_NETWORK),
+)
+
+ITEM_SPEC = argument_specs.merged(
     instance_uuid=dict(type='str', required=True),
     state=dict(type='str', choices=['plugged', 'unplugged'], default='plugged'),
-    vif=dict(type='dict', required=True, options=dict(
-        id=dict(type='str', required=True),
-        address=dict(type='str', required=True),
-        type=dict(type='str', required=True, choices=['ovs_hybrid', 'ovs', 'bridge']),
-        bridge=dict(type='str'),
-        vlan=dict(type='int'),
-        physical_interface=dict(type='str'),
-        mtu=dict(type='int'),
-        network=dict(type='dict', options=argument_specs.VIF_NETWORK),
-    )),
+    vif=dict(type='dict', options=VIF_OPTIONS),
+    vifs=dict(type='list', elements='dict', options=VIF_OPTIONS),
 )
 
 
 def main():
-    run_module(VifDriver, ARGUMENT_SPEC)
+    run_step_module(VifsDriver, ITEM_SPEC, 'instance_uuid', required_one_of=[('vif', 'vifs')], mutually_exclusive=[('vif', 'vifs')])
 
 
 if __name__ == '__main__':
