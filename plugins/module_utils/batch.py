@@ -80,6 +80,14 @@ def relaxed(spec):
     return copied
 
 
+def check_record(record):
+    """A ``record`` dict given without its argument spec (resource_audit's record_event), validated."""
+    result = ArgumentSpecValidator(BATCH['record']['options']).validate(_without_none(record or {}))
+    if result.error_messages:
+        raise KvmhostError('; '.join(result.error_messages), field='record_event')
+    return result.validated_parameters
+
+
 class ItemModule(object):
     """What a driver sees of the AnsibleModule when it runs for one item of a batch.
 
@@ -219,9 +227,10 @@ class BatchRunner(object):
     def __init__(self, module, driver_class, item_spec, key, validator_kwargs=None):
         self.module = module
         self.driver_class = driver_class
-        self.item_spec = item_spec
+        # The host options are every item's too, so that a step records itself in the module's state store.
+        self.item_spec = dict(copy.deepcopy(SHARED_HOST_SPECS), **item_spec)
         self.key = key
-        self.validator = ArgumentSpecValidator(item_spec, **(validator_kwargs or {}))
+        self.validator = ArgumentSpecValidator(self.item_spec, **(validator_kwargs or {}))
 
     # ------------------------------------------------------------ validation
     def validate(self, params, where):

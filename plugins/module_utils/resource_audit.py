@@ -15,12 +15,14 @@ import json
 import os
 import socket
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import Plan
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import KNOWN_ERRORS, Plan, describe_error
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import Recorder, check_record
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import LibvirtDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
     LazyStore, StateStore, utcnow)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import (
-    check_instances_path, check_token)
+    check_instances_path, check_token, check_uuid)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import parse_xml
 
 GIB = 1024 ** 3
@@ -127,6 +129,28 @@ def settled(figures):
 
 class AuditDriver(LibvirtDriver):
     """resource_audit: compute the figures, store them as the host's latest audit when they changed."""
+
+    def run(self):
+        """The audit, recorded as an event of each instance in ``record_instances`` when ``record_event`` is given."""
+        event = self.params.get('record_event')
+        if not event:
+            return super().run()
+        recorder = Recorder(self.params['state_db'], check_record(event), self.check_mode)
+        uuids = [check_uuid(uuid, 'record_instances') for uuid in self.params.get('record_instances') or []]
+        uuids = [uuid for uuid in uuids if recorder.skip_reason(uuid) is None]
+        started_at = utcnow()
+        for uuid in uuids:
+            recorder.start(uuid, started_at)
+        try:
+            result = super().run()
+        except KNOWN_ERRORS + (KvmhostError,) as exc:
+            for uuid in uuids:
+                recorder.finish(uuid, False, describe_error(exc) if not isinstance(exc, KvmhostError) else str(exc))
+            raise
+        for uuid in uuids:
+            recorder.finish(uuid, True, result['messages'][0])
+        result['recorded_instances'] = uuids
+        return result
 
     def execute(self):
         instances_path = check_instances_path(self.params['instances_path'])

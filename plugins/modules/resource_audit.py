@@ -38,6 +38,17 @@ options:
     description: Write a new audit row even when the figures match the latest audit.
     type: bool
     default: false
+  record_event:
+    description:
+      - Record the audit as an event of each instance in O(record_instances) that is still in the run, the way the
+        step modules' C(record) option does (same keys, see M(kvmhost.lifecycle.instance_shutdown)), with the audit's
+        log line as its note. A rebuild's last step.
+    type: dict
+  record_instances:
+    description: The instance UUIDs O(record_event) is recorded on.
+    type: list
+    elements: str
+    default: []
 '''
 
 EXAMPLES = r'''
@@ -100,6 +111,8 @@ ARGUMENT_SPEC = argument_specs.merged(
     host=dict(type='str'),
     record=dict(type='bool', default=True),
     always_record=dict(type='bool', default=False),
+    record_event=dict(type='dict'),
+    record_instances=dict(type='list', elements='str', default=[]),
 )
 
 
