@@ -181,6 +181,12 @@ actions:
   returned: always
   type: list
   elements: str
+volumes:
+  description: With O(volumes), each volume's result (the values above), in order; RV(volume_secrets) and
+    RV(host_volume_paths) then merge those of every volume.
+  returned: when volumes is given
+  type: list
+  elements: dict
 results:
   description:
     - With O(instances), each instance's outcome in the order given, the values above plus the keys below.

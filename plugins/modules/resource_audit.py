@@ -100,6 +100,11 @@ messages:
   type: list
   elements: str
   sample: ['Auditing locally available compute resources for kvm1 (node: kvm1)']
+recorded_instances:
+  description: With O(record_event), the instances the audit was recorded on (those still in the run).
+  returned: when record_event is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs

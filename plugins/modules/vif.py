@@ -172,6 +172,21 @@ actions:
   type: list
   elements: str
   sample: ["create Linux bridge qbr8dbfeeff-e2", "create veth pair qvb8dbfeeff-e2/qvo8dbfeeff-e2"]
+vifs:
+  description: With O(vifs), each VIF's result (the values above), in order.
+  returned: when vifs is given
+  type: list
+  elements: dict
+network_info:
+  description: With O(vifs), Nova's network info model of the instance's VIFs, what its network info cache holds.
+  returned: when vifs is given
+  type: list
+  elements: dict
+devnames:
+  description: With O(vifs), the tap device name of each VIF, in order.
+  returned: when vifs is given
+  type: list
+  elements: str
 results:
   description:
     - With O(instances), each instance's outcome in the order given, the values above plus the keys below.

@@ -9,6 +9,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.kvmhost.lifecycle.plugins.filter import lifecycle
 from ansible_collections.kvmhost.lifecycle.plugins.filter.lifecycle import (
     PLACEHOLDER_SECRET_UUID, failure_cause, instance_ref, network_info, outcomes_by_uuid, select_instances,
     volume_secret_placeholders)
@@ -85,3 +86,46 @@ def test_instance_ref_and_secret_placeholders():
                         {'id': 'v2', 'transport': 'qemu'}, {'id': 'v3', 'transport': 'host', 'auth': {}}]}
     assert volume_secret_placeholders(spec) == {'v1': PLACEHOLDER_SECRET_UUID}
     assert volume_secret_placeholders({}) == {}
+
+
+def _batch(*outcomes):
+    return {'results': [dict({'failed': False, 'skipped': False}, **outcome) for outcome in outcomes]}
+
+
+BATCH_SPECS = [{'uuid': 'AAAA0000-0000-4000-8000-000000000000', 'name': 'a', 'vifs': [{'id': 'p1'}], 'image': {'id': 'i'},
+          'flavor': {'vcpus': 1}},
+         {'uuid': 'bbbb0000-0000-4000-8000-000000000000', 'name': 'b'}]
+UA, UB = 'aaaa0000-0000-4000-8000-000000000000', 'bbbb0000-0000-4000-8000-000000000000'
+
+
+def test_step_items_build_each_steps_items_and_drop_what_failed_before():
+    assert lifecycle.step_items(BATCH_SPECS, 'vifs') == [{'instance_uuid': UA, 'vifs': [{'id': 'p1'}]},
+                                                   {'instance_uuid': UB, 'vifs': []}]
+    xml = _batch({'uuid': UA, 'xml': '<domain/>'}, {'uuid': UB, 'failed': True, 'msg': 'no'})
+    assert lifecycle.step_items(BATCH_SPECS, 'domain', xml) == [{'uuid': UA, 'xml': '<domain/>'}]
+    volumes = _batch({'uuid': UA, 'volume_secrets': {'v': 's'}}, {'uuid': UB, 'skipped': True})
+    (item,) = lifecycle.step_items(BATCH_SPECS, 'domain_xml', volumes, '/srv/i/')
+    assert item['volume_secrets'] == {'v': 's'} and item['dest'] == '/srv/i/%s/libvirt.xml' % UA
+    with pytest.raises(AnsibleFilterError, match='unknown step'):
+        lifecycle.step_items(BATCH_SPECS, 'teleport')
+
+
+def test_run_failures_name_each_failed_instance_once_with_its_step_and_rollback():
+    steps = [['create_image', _batch({'uuid': UA}, {'uuid': UB, 'failed': True, 'msg': 'checksum\n mismatch'})],
+             ['spawning', _batch({'uuid': UA, 'failed': True, 'msg': 'no start'}, {'uuid': UB, 'skipped': True})]]
+    rollback = _batch({'uuid': UB}, {'uuid': UA, 'failed': True, 'msg': 'gone'})
+    assert lifecycle.run_failures(steps, BATCH_SPECS, rollback, 'rebuild failed at ') == [
+        'b (%s): rebuild failed at create_image: checksum mismatch; rolled back, the old instance runs' % UB,
+        'a (%s): rebuild failed at spawning: no start; the rollback failed too (gone): run it again' % UA]
+    assert lifecycle.run_failures([['x', {'skipped': True}]], BATCH_SPECS) == []
+    assert lifecycle.failed_uuids([steps[0][1], steps[1][1], {'skipped': True}]) == [UB, UA]
+
+
+def test_boot_plan_boots_afresh_converges_and_refuses():
+    records = [{'uuid': UA, 'vm_state': 'active', 'task_state': None, 'deleted': False, 'live': {'power_state': 1}},
+               {'uuid': UB, 'vm_state': 'active', 'task_state': 'rebuild_spawning', 'deleted': False, 'live': {}}]
+    plan = lifecycle.boot_plan(BATCH_SPECS, records)
+    assert [spec['name'] for spec in plan['specs']] == ['a'] and plan['fresh'] == []
+    assert 'rebuild did not finish' in plan['refused'][0]
+    assert lifecycle.boot_plan(BATCH_SPECS, [])['fresh'] == [UA, UB]
+    assert lifecycle.live_uuids(records + [{'uuid': 'X', 'deleted': True}]) == [UA, UB]
