@@ -77,6 +77,23 @@ options:
       task_state:
         description: The task_state the instance is given when the step starts; V(none) clears it.
         type: str
+        choices:
+          - none
+          - scheduling
+          - block_device_mapping
+          - networking
+          - spawning
+          - rebuilding
+          - rebuild_block_device_mapping
+          - rebuild_spawning
+          - powering-off
+          - powering-on
+          - rebooting
+          - reboot_started
+          - deleting
+          - image_snapshot
+          - migrating
+          - resize_prep
       on_success:
         description: What the instance record becomes when the step succeeded.
         type: dict
@@ -84,9 +101,39 @@ options:
           vm_state:
             description: The new vm_state.
             type: str
+            choices:
+              - building
+              - active
+              - stopped
+              - paused
+              - suspended
+              - rescued
+              - resized
+              - shelved
+              - shelved_offloaded
+              - soft-delete
+              - deleted
+              - error
           task_state:
             description: The new task_state; V(none) clears it.
             type: str
+            choices:
+              - none
+              - scheduling
+              - block_device_mapping
+              - networking
+              - spawning
+              - rebuilding
+              - rebuild_block_device_mapping
+              - rebuild_spawning
+              - powering-off
+              - powering-on
+              - rebooting
+              - reboot_started
+              - deleting
+              - image_snapshot
+              - migrating
+              - resize_prep
           launched_at:
             description: Stamp the launch time now.
             type: bool
@@ -105,9 +152,39 @@ options:
           vm_state:
             description: The new vm_state (for example V(error)).
             type: str
+            choices:
+              - building
+              - active
+              - stopped
+              - paused
+              - suspended
+              - rescued
+              - resized
+              - shelved
+              - shelved_offloaded
+              - soft-delete
+              - deleted
+              - error
           task_state:
             description: The new task_state; V(none) clears it.
             type: str
+            choices:
+              - none
+              - scheduling
+              - block_device_mapping
+              - networking
+              - spawning
+              - rebuilding
+              - rebuild_block_device_mapping
+              - rebuild_spawning
+              - powering-off
+              - powering-on
+              - rebooting
+              - reboot_started
+              - deleting
+              - image_snapshot
+              - migrating
+              - resize_prep
           finish_action:
             description: The run's action ends with this failure (its message names the step and the cause).
             type: bool

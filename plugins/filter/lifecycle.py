@@ -191,8 +191,8 @@ def run_failures(steps, specs, rollback=None, prefix=''):
             if not outcome.get('failed') or uuid in seen:
                 continue
             seen.add(uuid)
-            line = '%s (%s): %s%s: %s' % (names.get(uuid, ''), uuid, prefix, step,
-                                         ' '.join(str(outcome.get('msg')).split()))
+            cause = ' '.join(str(outcome.get('msg')).split())
+            line = '%s (%s): %s%s: %s' % (names.get(uuid, ''), uuid, prefix, step, cause)
             if uuid in rolled:
                 line += ('; rolled back, the old instance runs' if _ok(rolled[uuid])
                          else '; the rollback failed too (%s): run it again' % rolled[uuid].get('msg'))

@@ -302,8 +302,8 @@ class BatchRunner(object):
         key = str(_key_of(item_params, self.key)).lower()
         outcome = self.run_item(key, item_params, recorder)
         if outcome['failed']:
-            raise KvmhostError(outcome.pop('msg'), **dict((k, v) for k, v in outcome.items()
-                                                        if k not in ('failed', 'changed')))
+            details = dict((k, v) for k, v in outcome.items() if k not in ('failed', 'changed', 'msg'))
+            raise KvmhostError(outcome['msg'], **details)
         return outcome
 
     def run_item(self, key, item_params, recorder):

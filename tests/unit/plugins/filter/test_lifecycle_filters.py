@@ -92,15 +92,17 @@ def _batch(*outcomes):
     return {'results': [dict({'failed': False, 'skipped': False}, **outcome) for outcome in outcomes]}
 
 
-BATCH_SPECS = [{'uuid': 'AAAA0000-0000-4000-8000-000000000000', 'name': 'a', 'vifs': [{'id': 'p1'}], 'image': {'id': 'i'},
-          'flavor': {'vcpus': 1}},
-         {'uuid': 'bbbb0000-0000-4000-8000-000000000000', 'name': 'b'}]
+BATCH_SPECS = [
+    {'uuid': 'AAAA0000-0000-4000-8000-000000000000', 'name': 'a', 'vifs': [{'id': 'p1'}], 'image': {'id': 'i'},
+     'flavor': {'vcpus': 1}},
+    {'uuid': 'bbbb0000-0000-4000-8000-000000000000', 'name': 'b'},
+]
 UA, UB = 'aaaa0000-0000-4000-8000-000000000000', 'bbbb0000-0000-4000-8000-000000000000'
 
 
 def test_step_items_build_each_steps_items_and_drop_what_failed_before():
-    assert lifecycle.step_items(BATCH_SPECS, 'vifs') == [{'instance_uuid': UA, 'vifs': [{'id': 'p1'}]},
-                                                   {'instance_uuid': UB, 'vifs': []}]
+    assert lifecycle.step_items(BATCH_SPECS, 'vifs') == [
+        {'instance_uuid': UA, 'vifs': [{'id': 'p1'}]}, {'instance_uuid': UB, 'vifs': []}]
     xml = _batch({'uuid': UA, 'xml': '<domain/>'}, {'uuid': UB, 'failed': True, 'msg': 'no'})
     assert lifecycle.step_items(BATCH_SPECS, 'domain', xml) == [{'uuid': UA, 'xml': '<domain/>'}]
     volumes = _batch({'uuid': UA, 'volume_secrets': {'v': 's'}}, {'uuid': UB, 'skipped': True})
