@@ -476,8 +476,9 @@ class EachDriver(object):
             for result in results:
                 combined[key].update(result.get(key) or {})
         if self.module._diff:
-            combined['diff'] = {'before': [result.get('diff', {}).get('before') for result in results],
-                                'after': [result.get('diff', {}).get('after') for result in results]}
+            # A mapping, which Ansible's callbacks show as a diff (a list they cannot).
+            combined['diff'] = dict((side, {self.many: [result.get('diff', {}).get(side) for result in results]})
+                                    for side in ('before', 'after'))
         return combined
 
     def record_note(self, result):

@@ -210,3 +210,19 @@ def test_each_driver_runs_the_inner_driver_per_element_and_says_what_was_done_be
     with pytest.raises(KvmhostError) as failure:
         Things(FakeModule(things=['a', 'bad'])).run()
     assert str(failure.value) == 'things[1]: bad thing' and failure.value.applied == ['made a']
+
+
+def test_each_driver_diff_is_a_mapping_a_callback_can_show():
+    class Inner(ModuleDriver):
+        def run(self):
+            plan = Plan({'made': False}, {'made': True})
+            plan.add('made %s' % self.params['thing'], lambda: None)
+            return self.finish(plan)
+
+    class Things(EachDriver):
+        inner = Inner
+        one = 'thing'
+        many = 'things'
+
+    result = Things(FakeModule(diff=True, things=['a', 'b'])).run()
+    assert result['diff'] == {'before': {'things': [{'made': False}] * 2}, 'after': {'things': [{'made': True}] * 2}}
