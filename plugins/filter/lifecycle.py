@@ -162,7 +162,8 @@ def step_items(specs, step, earlier=None, instances_path=None):
                 items.append({'uuid': uuid, 'xml': outcome['xml']})
         elif step == 'network_info':
             if _ok(outcome):
-                items.append({'uuid': uuid, 'network_info': outcome.get('network_info') or []})
+                # The name lets check mode predict the cache of an instance whose record a boot has not made yet.
+                items.append({'uuid': uuid, 'name': spec.get('name'), 'network_info': outcome.get('network_info') or []})
         elif step == 'power_sync':
             items.append({'uuid': uuid, 'image': spec.get('image'), 'flavor': spec.get('flavor'),
                           'vm_state': 'active', 'sync_power_state': True, 'expect_running': True})

@@ -772,7 +772,8 @@ class DomainXmlDriver(ModuleDriver):
         spec = check_domain_spec(self.params)
         dest = self.params.get('dest')
         if dest is not None:
-            dest = check_writable_parent(_path(dest, 'dest'), 'dest')
+            # In check mode the instance directory of a new instance is not made yet (instance_image makes it).
+            dest = check_writable_parent(_path(dest, 'dest'), 'dest', predicted_parent=self.check_mode)
         xml = build_domain_xml(spec)
         result = {'xml': xml, 'domain_name': spec.domain_name, 'uuid': spec.uuid, 'instance_dir': spec.instance_dir,
                   'devices': domain_devices(spec), 'dest': dest}

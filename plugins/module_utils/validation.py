@@ -67,9 +67,16 @@ def check_instances_path(value, field='instances_path'):
     return path
 
 
-def check_writable_parent(path, field):
-    """The directory that will hold ``path`` must exist and be writable."""
+def check_writable_parent(path, field, predicted_parent=False):
+    """The directory that will hold ``path`` must exist and be writable.
+
+    With ``predicted_parent`` (check mode, where an earlier step would have made it), a missing directory
+    is accepted when its own parent exists and is writable.
+    """
     parent = os.path.dirname(path) or '/'
+    if predicted_parent and not os.path.lexists(parent):
+        check_writable_parent(parent, field)
+        return path
     if not os.path.isdir(parent):
         raise KvmhostError('directory %s does not exist' % parent, field=field)
     if not os.access(parent, os.W_OK | os.X_OK):

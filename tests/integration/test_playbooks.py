@@ -107,6 +107,11 @@ class Run(object):
         return self.timelines[0]
 
     @property
+    def tasks(self):
+        """How many tasks the play ran (each prints its header once, whatever its loop or batch)."""
+        return self.output.count('TASK [')
+
+    @property
     def flat(self):
         """The output with every whitespace run made one space: the YAML callback folds long lines."""
         return ' '.join(self.output.split())
@@ -377,6 +382,27 @@ def test_rebuild_killed_after_the_move_is_finished_by_the_next_run(host, main_in
     events = events_by_name(run.timeline, main_instance)
     assert all(event['result'] == 'Success' for event in events.values()), events
     assert {'move_instance_dir', 'create_image', 'spawning', 'delete_old_instance_dir'} <= set(events)
+    # One task per step over all instances: the rebuild of one instance runs as many tasks as that of two.
+    assert run.tasks <= 20, run.tasks
+
+
+def test_boot_in_check_mode_predicts_a_new_instance_and_changes_nothing(host, demo_images, libvirt_conn):
+    uuid = host.add('check', image_spec(demo_images, 'demo-guest-v1'), vifs=[ovs_hybrid_vif()])
+    try:
+        host.write_inventory()
+        returncode, output = run_playbook('playbooks/boot.yml', {'kvmhost_boot_uuids': [uuid]}, check=True,
+                                          diff=True, inventory=host.inventory)
+        assert returncode == 0, output[-4000:]
+        run = Run(returncode, output, [])
+        assert run.recap['failed'] == 0 and run.recap['changed'] > 0, output[-4000:]
+        # It says what it would create: the record, the VIF's devices, the domain.
+        assert uuid in run.flat and 'qvo' in run.flat, output[-4000:]
+        assert domain_of(libvirt_conn, uuid) is None
+        assert not os.path.exists(host.directory(uuid))
+        result = run_module('instance_info', dict(uuid=uuid, state_db=host.state_db, include_deleted=True))
+        assert result['instances'] == [], result
+    finally:
+        del host.specs[uuid]
 
 
 def test_delete_removes_everything_of_the_instance(host, main_instance, main_first_boot, libvirt_conn):
@@ -424,6 +450,7 @@ def test_rebuild_of_guests_that_ignore_acpi_destroys_them_at_the_timeout(host, n
     printed = re.findall(r'shutdown_instance \S+ \+[0-9.]+ s [0-9.]+ s Success %s Instance destroyed successfully\.'
                          % re.escape(wanted), run.flat)
     assert len(printed) == len(uuids), str(run)
+    assert run.tasks <= 20, run.tasks
     # The new guests run the new image.
     for uuid in uuids:
         lines = wait_boot(demo_console(host.console_log(uuid)))
