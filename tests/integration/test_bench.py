@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 import pytest
 
@@ -73,7 +73,7 @@ def test_the_plot_is_an_svg_with_ours_and_the_scripts_lines(bench):
     assert root.tag == SVG + 'svg'
     titles = [element.findtext(SVG + 'title') for element in root.iter(SVG + 'polyline')]
     assert {'boot.yml', 'rebuild.yml', 'script rebuild (sequential)', 'script rebuild (parallel)'} <= set(titles)
-    assert (out / 'bench.md').read_text().count('| rebuild.yml |') == 1
+    assert '| rebuild.yml |' in (out / 'bench.md').read_text()
 
 
 def test_the_output_prints_the_figures_and_ratios(bench):
