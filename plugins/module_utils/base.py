@@ -93,19 +93,9 @@ def describe_error(exc):
     return str(exc)
 
 
-class ModuleDriver(object):
-    """Base of every module's logic. Subclasses implement ``run()`` returning the result dict."""
+class StepRecord(object):
+    """What a step that records itself (the ``record`` option of the step modules) writes at its finish."""
 
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.check_mode = module.check_mode
-        self.diff_mode = module._diff
-
-    def run(self):
-        raise NotImplementedError
-
-    # What a step that records itself (the ``record`` option of the step modules) writes at its finish.
     def record_note(self, result):
         """The event's note: what was done, or that nothing had to be."""
         return '; '.join(result.get('actions') or []) or 'nothing to change'
@@ -117,6 +107,19 @@ class ModuleDriver(object):
     def record_fields(self, result):
         """Instance fields the step's outcome sets (for example the power state a start reached)."""
         return {}
+
+
+class ModuleDriver(StepRecord):
+    """Base of every module's logic. Subclasses implement ``run()`` returning the result dict."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.check_mode = module.check_mode
+        self.diff_mode = module._diff
+
+    def run(self):
+        raise NotImplementedError
 
     def finish(self, plan, **result):
         """Apply ``plan`` unless in check mode and build the standard result."""

@@ -28,7 +28,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import KNOWN_ERRORS, describe_error
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import KNOWN_ERRORS, StepRecord, describe_error
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
     ACTIONS, TASK_STATES, VM_STATES, StateStore, utcnow)
@@ -432,7 +432,7 @@ def _key_of(item, key):
     return value
 
 
-class EachDriver(object):
+class EachDriver(StepRecord):
     """A driver for one instance whose option ``many`` lists what ``inner`` does one of (its VIFs, its volumes).
 
     Without ``many`` it is ``inner`` as it was. With it, ``inner`` runs once per element, in order, with the
@@ -480,12 +480,3 @@ class EachDriver(object):
             combined['diff'] = dict((side, {self.many: [result.get('diff', {}).get(side) for result in results]})
                                     for side in ('before', 'after'))
         return combined
-
-    def record_note(self, result):
-        return '; '.join(result.get('actions') or []) or 'nothing to change'
-
-    def record_details(self, result):
-        return None
-
-    def record_fields(self, result):
-        return {}
