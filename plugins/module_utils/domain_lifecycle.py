@@ -155,7 +155,7 @@ class DomainDriver(LibvirtDriver):
         result = self.finish(plan, drift=drift)
         final = holder.get('domain')
         if self.check_mode:
-            result.update(after)
+            result.update((key, value) for key, value in after.items() if key not in ('drift', 'restart_required'))
         else:
             result.update(describe(final))
         result['uuid'] = uuid
@@ -184,8 +184,9 @@ class DomainDriver(LibvirtDriver):
             verb = 'redefine'
         if not drift:
             return []
-        plan.before['xml'] = domain.XMLDesc(VIR_DOMAIN_XML_INACTIVE) if domain is not None else None
-        plan.after.update(defined=True, xml=wanted_xml)
+        # The diff is what the drift check found, not libvirt's normalised XML against the wanted text.
+        plan.before['drift'] = drift
+        plan.after.update(defined=True, drift=[])
         if domain is None:
             plan.after.update(libvirt_state='shutoff', power_state=SHUTDOWN)
 
@@ -206,6 +207,7 @@ class DomainDriver(LibvirtDriver):
             running = False
         elif restart:
             holder['restart_required'] = True
+            plan.after['restart_required'] = True
         if not running:
             def start():
                 start_and_wait(holder['domain'], self.params['wait_timeout'], self.clock)

@@ -21,6 +21,8 @@ description:
     NVRAM.
   - A redefinition of a running domain changes its persistent definition; RV(restart_required) says the running guest
     still has the old one, unless O(restart_on_change) restarts it.
+  - In check mode a drifted domain is predicted as a redefinition (with RV(restart_required) where it runs); the diff
+    shows the drift found (C(drift) before, none after) and the state changes, not the XML texts.
 author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:

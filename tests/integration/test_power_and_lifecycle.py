@@ -89,7 +89,16 @@ def test_domain_running_check_apply_idempotent(guest, libvirt_conn):
 def test_redefinition_of_a_running_domain_says_restart_required(guest):
     uuid, xml, _console, _directory = guest()
     domain(uuid, xml=xml)
-    changed = domain(uuid, xml=xml.replace("<memory unit='MiB'>192</memory>", "<memory unit='MiB'>224</memory>"))
+    drifted = xml.replace("<memory unit='MiB'>192</memory>", "<memory unit='MiB'>224</memory>")
+    # Check mode predicts a redefine with restart needed, and its diff is the drift the check found.
+    predicted = domain(uuid, xml=drifted, check=True, diff=True)
+    assert predicted['changed'] is True and predicted['restart_required'] is True
+    assert predicted['diff']['before']['drift'] == predicted['drift']
+    assert len(predicted['drift']) == 1 and predicted['drift'][0].startswith('/domain/memory: 224 MiB wanted')
+    assert predicted['diff']['after']['drift'] == [] and predicted['diff']['after']['restart_required'] is True
+    assert 'xml' not in predicted and 'xml' not in predicted['diff']['before']
+    assert domain(uuid, xml=xml, check=True)['drift'] == []  # nothing was redefined
+    changed = domain(uuid, xml=drifted)
     assert changed['changed'] is True
     assert changed['drift'] and changed['drift'][0].startswith('/domain/memory')
     assert changed['restart_required'] is True
