@@ -12,6 +12,7 @@ twice changes nothing the second time.
 from __future__ import annotations
 
 import copy
+import re
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
@@ -95,11 +96,12 @@ def wanted_instance_fields(params, current, now):
     return wanted
 
 
-def plan_record(params, snapshot, store, now=None):
+def plan_record(params, snapshot, store, now=None, taken_local_ids=()):
     """Return the Plan for one instance_record call.
 
     ``store`` is a callable returning a writable StateStore (a :class:`LazyStore`); it is
     called only when the plan is applied, so check mode never creates or migrates the file.
+    A new record skips ``taken_local_ids``.
     """
     now = now or utcnow()
     uuid = validate_params(params)
@@ -117,7 +119,8 @@ def plan_record(params, snapshot, store, now=None):
         before['instance'] = None
         after['instance'] = dict(wanted, uuid=uuid)
         after['instance'].setdefault('vm_state', 'building')
-        plan.add('create the record of instance %s' % uuid, lambda: store().save_instance(uuid, wanted, now))
+        plan.add('create the record of instance %s' % uuid,
+                 lambda: store().save_instance(uuid, wanted, now, taken_local_ids))
     else:
         differing = dict((key, value) for key, value in wanted.items() if _differs(current.get(key), value))
         if differing:
@@ -210,6 +213,9 @@ def read_snapshot(path, uuid, params):
         return Snapshot.read(store, uuid, action.get('request_id'), event.get('name'))
 
 
+_DOMAIN_NAME_RE = re.compile(r'instance-([0-9a-f]{8})')
+
+
 class RecordDriver(ModuleDriver):
     """The instance_record module: plan against a read-only snapshot, write only on apply."""
 
@@ -247,6 +253,21 @@ class RecordDriver(ModuleDriver):
             (record or {}).get('power_state'), live['power_state'])
         self.params['power_state'] = live['power_state']
 
+    def taken_local_ids(self, uuid):
+        """The local ids whose domain names (instance-%08x) other domains of the host already have.
+
+        Another state store on the host (or a domain made by hand) may hold the name a new record's id
+        would give: the new record skips it rather than fail at define.
+        """
+        require_libvirt(self.module)
+        connection = LibvirtConnection(self.params['libvirt_uri'])
+        try:
+            return frozenset(int(match.group(1), 16) for match in (
+                _DOMAIN_NAME_RE.fullmatch(domain.name()) for domain in connection.conn.listAllDomains(0)
+                if domain.UUIDString().lower() != uuid) if match)
+        finally:
+            connection.close()
+
     def run(self):
         uuid = validate_params(self.params)
         if self.params.get('sync_power_state'):
@@ -256,9 +277,10 @@ class RecordDriver(ModuleDriver):
         if snapshot.instance is None and not self.check_mode:
             # Fail on an unusable path before planning anything, not half-way through applying.
             check_writable_parent(path, 'state_db')
+        taken = self.taken_local_ids(uuid) if snapshot.instance is None and not self.check_mode else ()
         store = LazyStore(path)
         try:
-            plan = plan_record(self.params, snapshot, store)
+            plan = plan_record(self.params, snapshot, store, taken_local_ids=taken)
             result = self.finish(plan)
             if plan.changed and not self.check_mode:
                 instance = store().get_instance(uuid)

@@ -293,8 +293,12 @@ class StateStore(object):
         row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'instances'").fetchone()
         return (row[0] if row else 0) + 1
 
-    def save_instance(self, uuid, fields, now=None):
-        """Create the record or update the given fields. Returns the record as stored."""
+    def save_instance(self, uuid, fields, now=None, taken_local_ids=()):
+        """Create the record or update the given fields. Returns the record as stored.
+
+        A new record gets the next local id that is not in ``taken_local_ids`` (the ids whose domain
+        names other domains of the host already have), so its domain name is free.
+        """
         now = now or utcnow()
         values = {}
         for key, value in fields.items():
@@ -314,6 +318,12 @@ class StateStore(object):
                                  list(values.values()) + [now, uuid])
             else:
                 values.setdefault('vm_state', 'building')
+                if taken_local_ids:
+                    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'instances'").fetchone()
+                    local_id = (row[0] if row else 0) + 1
+                    while local_id in taken_local_ids:
+                        local_id += 1
+                    values['local_id'] = local_id  # AUTOINCREMENT goes on after it, never back
                 columns = ['uuid', 'created_at', 'updated_at'] + list(values)
                 conn.execute('INSERT INTO instances (%s) VALUES (%s)'
                              % (', '.join(columns), ', '.join('?' * len(columns))),

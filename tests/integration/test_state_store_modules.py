@@ -12,6 +12,7 @@ import uuid as uuid_lib
 
 import pytest
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
 from kvmhost_testlib import ROOT, recap, run_module, run_playbook
 
 UUID = '1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0'
@@ -154,3 +155,26 @@ def test_through_ansible_playbook_check_apply_and_idempotence(tmp_path):
     for returncode, output in runs:
         assert returncode == 0, output[-3000:]
     assert [recap(output)['changed'] for dummy, output in runs] == [1, 1, 0, 0]
+
+
+LOCAL_ID_BASE = 0x7E57F300  # far above any real host-local id; the other test modules use 0x7E57F000-0x7E57F2FF
+
+
+def test_a_new_record_skips_a_local_id_whose_domain_name_another_domain_has(state_db, libvirt_test_domains):
+    # Another state store's instance (here a bare defined domain) holds the name the next local id would give.
+    StateStore.open(state_db).close()  # a migrated store, made by the module code
+    conn = sqlite3.connect(state_db, isolation_level=None)
+    try:
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('instances', ?)", (LOCAL_ID_BASE,))
+    finally:
+        conn.close()
+    holder = str(uuid_lib.uuid4())
+    libvirt_test_domains.define(
+        "<domain type='qemu'><name>instance-%08x</name><uuid>%s</uuid><memory unit='MiB'>32</memory>"
+        "<os><type arch='x86_64'>hvm</type></os></domain>" % (LOCAL_ID_BASE + 1, holder))
+    created = record(state_db, uuid=str(uuid_lib.uuid4()), name='skips-1')
+    assert created['changed'] is True, created
+    assert created['instance']['local_id'] == LOCAL_ID_BASE + 2
+    assert created['instance']['domain_name'] == 'instance-%08x' % (LOCAL_ID_BASE + 2)
+    following = record(state_db, uuid=str(uuid_lib.uuid4()), name='skips-2')
+    assert following['instance']['local_id'] == LOCAL_ID_BASE + 3  # the sequence goes on after it, never back

@@ -51,6 +51,16 @@ def test_local_ids_are_sequential_and_never_reused(db_path):
         assert third['local_id'] == 3
 
 
+def test_a_new_record_skips_the_taken_local_ids(db_path):
+    with StateStore.open(db_path) as store:
+        assert store.save_instance('u-1', {'name': 'a'})['local_id'] == 1
+        # ids 2 and 3 name domains other domains of the host have: the next record gets 4, and the one after 5
+        assert store.save_instance('u-2', {'name': 'b'}, taken_local_ids=frozenset([2, 3]))['local_id'] == 4
+        assert store.save_instance('u-3', {'name': 'c'}, taken_local_ids=frozenset([2]))['local_id'] == 5
+        assert store.save_instance('u-2', {'name': 'b2'}, taken_local_ids=frozenset([4]))['local_id'] == 4
+        assert store.next_local_id() == 6
+
+
 def test_update_touches_only_given_fields(db_path):
     with StateStore.open(db_path) as store:
         created = store.save_instance(UUID_A, {'name': 'web-1', 'flavor': {'vcpus': 1}}, now='2026-01-01T00:00:00Z')
