@@ -11,6 +11,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import vif_plug
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import volume_secret_placeholders
 
 
 def network_info(vifs, plug_results=None):
@@ -90,22 +91,6 @@ def instance_ref(spec):
     return {'uuid': str(spec['uuid']).lower(), 'name': spec.get('name', '')}
 
 
-PLACEHOLDER_SECRET_UUID = '00000000-0000-4000-8000-000000000000'
-
-
-def volume_secret_placeholders(spec):
-    """{volume id: a placeholder secret UUID} for the CHAP volumes of the qemu transport.
-
-    Checking a spec with domain_xml before anything exists needs a secret UUID for each such volume;
-    the real ones come from iscsi_attach once the secret is made.
-    """
-    placeholders = {}
-    for volume in (spec or {}).get('volumes') or []:
-        if isinstance(volume, dict) and volume.get('transport') == 'qemu' and volume.get('auth'):
-            placeholders[str(volume.get('id')).lower()] = PLACEHOLDER_SECRET_UUID
-    return placeholders
-
-
 def _results_by_uuid(registered):
     """{uuid: outcome} of a step module's batch result (empty for a skipped task)."""
     if not isinstance(registered, dict):
@@ -150,8 +135,6 @@ def step_items(specs, step, earlier=None, instances_path=None):
             if instances_path:
                 item['dest'] = '%s/%s/libvirt.xml' % (instances_path.rstrip('/'), uuid)
             items.append(item)
-        elif step == 'check':
-            items.append({'instance': spec, 'volume_secrets': volume_secret_placeholders(spec)})
         elif step == 'firewall':
             items.append({'instance_uuid': uuid, 'vifs': spec.get('vifs') or [],
                           'security_groups': spec.get('security_groups') or []})

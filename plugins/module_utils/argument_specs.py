@@ -41,6 +41,57 @@ VOLUME = dict(
     )),
 )
 
+# A security group rule (Neutron's fields), as instance_firewall takes it.
+SECURITY_GROUP_RULE = dict(
+    direction=dict(type='str', choices=['ingress', 'egress'], default='ingress'),
+    protocol=dict(type='str'),
+    port_range_min=dict(type='int'),
+    port_range_max=dict(type='int'),
+    remote_ip_prefix=dict(type='str'),
+    ethertype=dict(type='str', choices=['IPv4', 'IPv6']),
+)
+SECURITY_GROUP = dict(
+    name=dict(type='str'),
+    rules=dict(type='list', elements='dict', default=[], options=SECURITY_GROUP_RULE),
+)
+
+VIF_TYPES = ('ovs_hybrid', 'ovs', 'bridge')
+
+# One entry of kvmhost_instances, the instance spec: the one schema domain_xml and instance_check validate it
+# against (a key it does not name, a misspelt rule key for example, is refused).
+INSTANCE = dict(
+    uuid=dict(type='str', required=True),
+    name=dict(type='str', required=True),
+    flavor=dict(type='dict', required=True, options=dict(
+        vcpus=dict(type='int', required=True),
+        memory_mb=dict(type='int', required=True),
+        root_gb=dict(type='int', default=0),
+        ephemeral_gb=dict(type='int', default=0),
+        swap_mb=dict(type='int', default=0),
+        name=dict(type='str'),
+    )),
+    image=dict(type='dict', required=True, options=dict(
+        id=dict(type='str', required=True),
+        source=dict(type='str'),
+        checksum=dict(type='str'),
+        kernel=dict(type='str'),
+        ramdisk=dict(type='str'),
+        cmdline=dict(type='str'),
+    )),
+    vifs=dict(type='list', elements='dict', options=dict(
+        id=dict(type='str', required=True),
+        address=dict(type='str', required=True),
+        type=dict(type='str', required=True, choices=list(VIF_TYPES)),
+        bridge=dict(type='str'),
+        vlan=dict(type='int'),
+        physical_interface=dict(type='str'),
+        mtu=dict(type='int'),
+        network=dict(type='dict', options=VIF_NETWORK),
+    )),
+    volumes=dict(type='list', elements='dict', options=VOLUME),
+    security_groups=dict(type='list', elements='dict', options=SECURITY_GROUP),
+)
+
 
 def merged(*specs, **options):
     """One argument spec from shared parts and the module's own options."""

@@ -82,7 +82,7 @@ def relaxed(spec):
 
 def check_record(record):
     """A ``record`` dict given without its argument spec (resource_audit's record_event), validated."""
-    result = ArgumentSpecValidator(BATCH['record']['options']).validate(_without_none(record or {}))
+    result = ArgumentSpecValidator(BATCH['record']['options']).validate(without_none(record or {}))
     if result.error_messages:
         raise KvmhostError('; '.join(result.error_messages), field='record_event')
     return result.validated_parameters
@@ -238,7 +238,7 @@ class BatchRunner(object):
 
         Values that are None are unset: they take their defaults again.
         """
-        result = self.validator.validate(_without_none(params))
+        result = self.validator.validate(without_none(params))
         self.module.no_log_values.update(getattr(result, '_no_log_values', None) or ())
         if result.error_messages:
             raise KvmhostError('%s%s' % (where, '; '.join(result.error_messages)), field='instances' if where else None)
@@ -415,11 +415,11 @@ def _task_state(value):
     return None if value == 'none' else value
 
 
-def _without_none(value):
+def without_none(value):
     if isinstance(value, dict):
-        return dict((key, _without_none(item)) for key, item in value.items() if item is not None)
+        return dict((key, without_none(item)) for key, item in value.items() if item is not None)
     if isinstance(value, list):
-        return [_without_none(item) for item in value]
+        return [without_none(item) for item in value]
     return value
 
 

@@ -27,6 +27,7 @@ import stat
 import tempfile
 import traceback
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.argument_specs import VIF_TYPES
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
@@ -50,7 +51,6 @@ SMBIOS_MANUFACTURER = 'kvmhost'
 SMBIOS_PRODUCT = 'kvmhost.lifecycle'
 SMBIOS_FAMILY = 'Virtual Machine'
 
-VIF_TYPES = ('ovs_hybrid', 'ovs', 'bridge')
 VIRT_TYPES = ('kvm', 'qemu')
 VNC_VIRT_TYPES = ('kvm', 'qemu')  # Nova: every virt type but lxc and uml
 CPU_MODES = ('host-model', 'host-passthrough', 'none')
@@ -64,6 +64,11 @@ MIN_MTU, MAX_MTU = 68, 65535
 MAX_LUN = 16383
 MAX_LOCAL_ID = 0xffffffff
 MAX_CMDLINE = 2048  # COMMAND_LINE_SIZE on x86
+# Bounds of a flavor: beyond them QEMU or qemu-img refuses (a disk of 64 TiB is the most a qcow2 overlay holds here).
+MAX_VCPUS = 4096
+MAX_MEMORY_MB = 16 * 1024 * 1024
+MAX_DISK_GB = 64 * 1024
+MAX_SWAP_MB = MAX_DISK_GB * 1024
 FILE_MODE = 0o600
 
 _PORT_ID_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,254}')
@@ -345,11 +350,11 @@ def _check_image(image, ramdisk_required):
 def _check_flavor(flavor):
     flavor = _dict(flavor, 'instance.flavor')
     checked = {
-        'vcpus': _int(flavor.get('vcpus'), 'instance.flavor.vcpus', 1),
-        'memory_mb': _int(flavor.get('memory_mb'), 'instance.flavor.memory_mb', 1),
-        'root_gb': _int(flavor.get('root_gb'), 'instance.flavor.root_gb', 0, default=0),
-        'ephemeral_gb': _int(flavor.get('ephemeral_gb'), 'instance.flavor.ephemeral_gb', 0, default=0),
-        'swap_mb': _int(flavor.get('swap_mb'), 'instance.flavor.swap_mb', 0, default=0),
+        'vcpus': _int(flavor.get('vcpus'), 'instance.flavor.vcpus', 1, MAX_VCPUS),
+        'memory_mb': _int(flavor.get('memory_mb'), 'instance.flavor.memory_mb', 1, MAX_MEMORY_MB),
+        'root_gb': _int(flavor.get('root_gb'), 'instance.flavor.root_gb', 0, MAX_DISK_GB, default=0),
+        'ephemeral_gb': _int(flavor.get('ephemeral_gb'), 'instance.flavor.ephemeral_gb', 0, MAX_DISK_GB, default=0),
+        'swap_mb': _int(flavor.get('swap_mb'), 'instance.flavor.swap_mb', 0, MAX_SWAP_MB, default=0),
         'name': _text(flavor.get('name'), 'instance.flavor.name', required=False),
     }
     return checked
@@ -462,6 +467,20 @@ def check_volume(volume, field, taken, params):
                            field='volume_secrets.' + volume_id)
     return Disk(target=device, kind='volume', volume_id=volume_id, transport=transport, iscsi_name='%s/%d' % (iqn, lun),
                 host=host, port=port, auth_username=username, secret_uuid=secret)
+
+
+# A secret UUID for the CHAP volumes of the qemu transport when a spec is checked before anything exists:
+# the real ones come from iscsi_attach once the secret is made.
+PLACEHOLDER_SECRET_UUID = '00000000-0000-4000-8000-000000000000'
+
+
+def volume_secret_placeholders(spec):
+    """{volume id: PLACEHOLDER_SECRET_UUID} for the CHAP volumes of the qemu transport of an instance spec."""
+    placeholders = {}
+    for volume in (spec or {}).get('volumes') or []:
+        if isinstance(volume, dict) and volume.get('transport') == 'qemu' and volume.get('auth'):
+            placeholders[str(volume.get('id')).lower()] = PLACEHOLDER_SECRET_UUID
+    return placeholders
 
 
 def _check_disks(flavor, volumes, params):

@@ -114,6 +114,8 @@ class InstanceDiskDriver(LibvirtDriver):
         domain = self.connection.domain_by_uuid(uuid)
         power_state = describe(domain)['power_state']
         domain_off = domain is None or power_state in SHUTDOWN_STATES + (NOSTATE,)
+        if self.check_mode and self.params.get('after_shutdown'):
+            domain_off = True  # the run's shutdown step, predicted to have run
         steps = plan_instance_dir(self.params['state'], *zip(paths, exists), domain_off=domain_off,
                                   resume=self.params['resume'])
         before = {'directory': exists[0], 'moved_aside': exists[1]}

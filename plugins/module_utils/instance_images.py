@@ -15,6 +15,7 @@ import functools
 import os
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import MAX_DISK_GB, MAX_SWAP_MB
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.image_cache import (
     BASE_DIR, ImageCache, check_image_info, ephemeral_base_name, hash_file, image_base_name, parse_checksum,
@@ -60,10 +61,12 @@ def readable_file(path, field):
 def check_flavor(flavor):
     """root_gb, ephemeral_gb, swap_mb (0 when unset); the flavor's other keys are not this module's."""
     sizes = {}
-    for key in ('root_gb', 'ephemeral_gb', 'swap_mb'):
+    for key, maximum in (('root_gb', MAX_DISK_GB), ('ephemeral_gb', MAX_DISK_GB), ('swap_mb', MAX_SWAP_MB)):
         value = (flavor or {}).get(key) or 0
         if value < 0:
             raise KvmhostError('must not be negative, got %d' % value, field='flavor.' + key)
+        if value > maximum:
+            raise KvmhostError('must be at most %d, got %d' % (maximum, value), field='flavor.' + key)
         sizes[key] = value
     return sizes
 
@@ -146,7 +149,8 @@ class InstanceImageDriver(ModuleDriver):
             wanted[name] = Wanted(name, field, self.cache.path(blank), 'raw', size)
         for name, path in files.items():
             wanted[name] = Wanted(name, 'image.' + name, source=path)
-        exists = os.path.isdir(instance_dir)
+        # In check mode after a predicted move aside (a rebuild), the directory will not be there any more.
+        exists = os.path.isdir(instance_dir) and not (self.check_mode and self.params.get('after_move'))
         found = find_files(self.tools, instance_dir, wanted) if exists else {}
         steps = plan_files(wanted, found, instance_dir)
         fetched = []
@@ -209,7 +213,8 @@ class InstanceImageDriver(ModuleDriver):
                 if name in found and name not in touched:
                     info = found[name]['info']  # unchanged since it was read for planning
                 else:
-                    info = self.tools.info(path) if os.path.isfile(path) else None
+                    # (in check mode after a predicted move aside, the file there now is the old one)
+                    info = self.tools.info(path) if os.path.isfile(path) and (exists or not self.check_mode) else None
                 result['disks'][name] = dict(want.summary(), path=path, info=info)
                 if info is not None:
                     result['disks'][name].update(overlay_summary(info))

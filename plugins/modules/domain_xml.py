@@ -410,44 +410,13 @@ skipped_instances:
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
-    CPU_MODES, DISK_CACHE_MODES, VIF_TYPES, VIRT_TYPES, DomainXmlDriver)
-
-INSTANCE_SPEC = dict(
-    uuid=dict(type='str', required=True),
-    name=dict(type='str', required=True),
-    flavor=dict(type='dict', required=True, options=dict(
-        vcpus=dict(type='int', required=True),
-        memory_mb=dict(type='int', required=True),
-        root_gb=dict(type='int', default=0),
-        ephemeral_gb=dict(type='int', default=0),
-        swap_mb=dict(type='int', default=0),
-        name=dict(type='str'),
-    )),
-    image=dict(type='dict', required=True, options=dict(
-        id=dict(type='str', required=True),
-        source=dict(type='str'),
-        checksum=dict(type='str'),
-        kernel=dict(type='str'),
-        ramdisk=dict(type='str'),
-        cmdline=dict(type='str'),
-    )),
-    vifs=dict(type='list', elements='dict', options=dict(
-        id=dict(type='str', required=True),
-        address=dict(type='str', required=True),
-        type=dict(type='str', required=True, choices=list(VIF_TYPES)),
-        bridge=dict(type='str'),
-        vlan=dict(type='int'),
-        physical_interface=dict(type='str'),
-        mtu=dict(type='int'),
-        network=dict(type='dict', options=argument_specs.VIF_NETWORK),
-    )),
-    volumes=dict(type='list', elements='dict', options=argument_specs.VOLUME),
-    security_groups=dict(type='list', elements='dict'),
-)
+    CPU_MODES, DISK_CACHE_MODES, VIRT_TYPES, DomainXmlDriver)
 
 ITEM_SPEC = argument_specs.merged(
     argument_specs.INSTANCES_PATH,
-    instance=dict(type='dict', required=True, options=INSTANCE_SPEC),
+    # security_groups are instance_firewall's: this module takes them as they come.
+    instance=dict(type='dict', required=True, options=dict(
+        argument_specs.INSTANCE, security_groups=dict(type='list', elements='dict'))),
     local_id=dict(type='int'),
     virt_type=dict(type='str', choices=list(VIRT_TYPES), default='kvm'),
     cpu_mode=dict(type='str', choices=list(CPU_MODES)),

@@ -36,6 +36,13 @@ options:
         failing. The domain must be shut off.
     type: bool
     default: false
+  after_shutdown:
+    description:
+      - An earlier step of the same run shuts the domain down (a rebuild's M(kvmhost.lifecycle.instance_shutdown)).
+        In check mode a domain that still runs is then not a reason to refuse; outside check mode it changes
+        nothing, and a domain that is not shut off is always refused.
+    type: bool
+    default: false
   uuid:
     description:
       - The instance UUID, the name of its directory.
@@ -137,6 +144,7 @@ ITEM_SPEC = argument_specs.merged(
     uuid=dict(type='str', required=True),
     state=dict(type='str', choices=['absent', 'moved', 'restored', 'committed'], default='absent'),
     resume=dict(type='bool', default=False),
+    after_shutdown=dict(type='bool', default=False),
 )
 
 

@@ -258,15 +258,6 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iptables_apply import InstanceFirewallDriver
 
-RULE_SPEC = dict(
-    direction=dict(type='str', choices=['ingress', 'egress'], default='ingress'),
-    protocol=dict(type='str'),
-    port_range_min=dict(type='int'),
-    port_range_max=dict(type='int'),
-    remote_ip_prefix=dict(type='str'),
-    ethertype=dict(type='str', choices=['IPv4', 'IPv6']),
-)
-
 VIF_SPEC = dict(
     id=dict(type='str', required=True),
     address=dict(type='str', required=True),
@@ -282,10 +273,7 @@ ITEM_SPEC = dict(
     instance_uuid=dict(type='str', required=True),
     state=dict(type='str', choices=['present', 'absent'], default='present'),
     vifs=dict(type='list', elements='dict', default=[], options=VIF_SPEC),
-    security_groups=dict(type='list', elements='dict', default=[], options=dict(
-        name=dict(type='str'),
-        rules=dict(type='list', elements='dict', default=[], options=RULE_SPEC),
-    )),
+    security_groups=dict(type='list', elements='dict', default=[], options=argument_specs.SECURITY_GROUP),
     allow_same_network=dict(type='bool', default=False),
     lock_file=dict(type='path', default='/run/kvmhost/iptables.lock'),
 )

@@ -116,6 +116,14 @@ options:
     description: Refuse an image with a kernel but no ramdisk.
     type: bool
     default: false
+  after_move:
+    description:
+      - An earlier step of the same run moves the instance directory aside (a rebuild's
+        M(kvmhost.lifecycle.instance_disk) with O(kvmhost.lifecycle.instance_disk#module:state=moved)). In check mode
+        the prediction is then a new directory, not a comparison with the one there now. Outside check mode it
+        changes nothing.
+    type: bool
+    default: false
   download_timeout:
     description: Seconds an http(s) download may wait for the server at a time (connect, each read).
     type: int
@@ -296,6 +304,7 @@ ITEM_SPEC = argument_specs.merged(
         memory_mb=dict(type='int'),
     )),
     ramdisk_required=dict(type='bool', default=False),
+    after_move=dict(type='bool', default=False),
     download_timeout=dict(type='int', default=60),
     validate_certs=dict(type='bool', default=True),
     base_cleanup_age=dict(type='int'),

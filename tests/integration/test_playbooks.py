@@ -18,6 +18,7 @@ modules, as delete.yml does).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -346,6 +347,76 @@ def test_rebuild_with_a_wrong_checksum_rolls_back_to_the_old_disk(host, main_ins
     assert events['rollback']['result'] == 'Success', events
     assert 'spawning' not in events
     assert os.path.isdir(directory) and not os.path.exists(directory + '_del')
+
+
+def test_rebuild_of_a_spec_wrong_on_its_face_never_shuts_the_instance_down(
+        host, main_instance, main_first_boot, demo_images, libvirt_conn):
+    spec = host.specs[main_instance]
+    directory = host.directory(main_instance)
+    dom_id = domain_of(libvirt_conn, main_instance).ID()
+    record_before = host.record(main_instance)
+    wrong = copy.deepcopy(spec)
+    wrong['image'] = dict(image_spec(demo_images, 'demo-guest-v2'), checksum='sha256:not-hex',
+                          source='ftp://images.example/demo-guest-v2.qcow2')
+    wrong['security_groups'][0]['rules'][0].update(port_range_min=2222, port_range_max=22)
+    run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]}, overrides={main_instance: wrong})
+    assert run.returncode != 0 and run.recap['failed'] == 1, str(run)
+    # Refused at the check, each fault named with the instance and the field; no step ran.
+    where = '%s (%s): ' % (spec['name'], main_instance)
+    for fault in ("image.source: URL scheme 'ftp' is not supported",
+                  'security_groups[0].rules[0].port_range_min: port_range_min 2222 is above port_range_max 22'):
+        assert where + fault in run.flat, str(run)
+    assert 'Shutdown instance' not in run.output and run.timelines == []
+    # The guest was never shut down: the same QEMU process runs, the directory was not moved, the record is as it was.
+    assert domain_of(libvirt_conn, main_instance).ID() == dom_id
+    assert os.path.isdir(directory) and not os.path.exists(directory + '_del')
+    record = host.record(main_instance)
+    assert (record['vm_state'], record['task_state']) == ('active', None)
+    assert record['updated_at'] == record_before['updated_at']
+
+
+def test_rebuild_in_check_mode_predicts_the_steps_and_changes_nothing(
+        host, main_instance, main_first_boot, demo_images, libvirt_conn):
+    directory = host.directory(main_instance)
+    dom_id = domain_of(libvirt_conn, main_instance).ID()
+    record_before = host.record(main_instance)
+    onto = dict(host.specs[main_instance], image=image_spec(demo_images, 'demo-guest-v2'))
+    host.write_inventory({main_instance: onto})
+    returncode, output = run_playbook('playbooks/rebuild.yml', {'kvmhost_rebuild_uuids': [main_instance]},
+                                      check=True, diff=True, inventory=host.inventory)
+    run = Run(returncode, output, [])
+    assert returncode == 0 and run.recap['failed'] == 0 and run.recap['changed'] > 0, output[-4000:]
+    # The domain's diff is the drift the check found (the image of its metadata), with the restart it needs.
+    assert "root/@uuid:" in run.flat and "''demo-guest-v2'' wanted, ''demo-guest-v1'' defined" in run.flat, output[-4000:]
+    assert '+ restart_required: true' in run.flat, output[-4000:]
+    assert domain_of(libvirt_conn, main_instance).ID() == dom_id
+    assert os.path.isdir(directory) and not os.path.exists(directory + '_del')
+    assert host.record(main_instance)['updated_at'] == record_before['updated_at']
+
+
+def test_boot_of_bad_specs_plugs_nothing(host, demo_images, libvirt_conn):
+    vifs = [ovs_hybrid_vif(), ovs_hybrid_vif()]
+    uuids = [host.add('refused', image_spec(demo_images, 'demo-guest-v1'), vifs=[vif]) for vif in vifs]
+    try:
+        misspelt, outside = copy.deepcopy(host.specs[uuids[0]]), copy.deepcopy(host.specs[uuids[1]])
+        misspelt['security_groups'][0]['rules'][0]['port_min'] = 22
+        outside['vifs'][0]['network']['ips'] = ['192.0.2.7']
+        run = host.play('boot', {'kvmhost_boot_uuids': uuids}, overrides={uuids[0]: misspelt, uuids[1]: outside})
+        assert run.returncode != 0 and run.recap['failed'] == 1, str(run)
+        # Both refusals of the run at once, each naming its instance and field.
+        assert '%s (%s): unknown key security_groups.rules.port_min' % (misspelt['name'], uuids[0]) in run.flat, str(run)
+        assert '%s (%s): vifs[0].network.ips[0]: 192.0.2.7 is not in the network %s' % (
+            outside['name'], uuids[1], vifs[1]['network']['cidr']) in run.flat, str(run)
+        links = subprocess.run(['ip', '-o', 'link', 'show'], capture_output=True, text=True, check=True).stdout
+        for uuid, vif in zip(uuids, vifs):
+            assert not [name for name in vif_devices(vif['id']) if name + ':' in links or name + '@' in links]
+            assert not [port for port in ovs_ports() if port.endswith(vif['id'][:11])]
+            assert domain_of(libvirt_conn, uuid) is None and not os.path.exists(host.directory(uuid))
+            assert run_module('instance_info', dict(uuid=uuid, state_db=host.state_db,
+                                                    include_deleted=True))['instances'] == []
+    finally:
+        for uuid in uuids:
+            del host.specs[uuid]
 
 
 def test_rebuild_killed_after_the_move_is_finished_by_the_next_run(host, main_instance, main_first_boot,

@@ -1,0 +1,354 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kvmhost.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""instance_check: every check the steps of a boot, rebuild or delete make, before the first of them runs.
+
+Each instance spec goes through the collection's one schema of a spec (argument_specs.INSTANCE, so a
+misspelt key is refused) and then through the very checks each step makes of its part (the VIF, the
+firewall rules, the domain XML's spec, the image and flavor); the specs of the run are checked against
+each other and against the host's other instances (MAC addresses and port ids); and the host's
+preconditions that can be read at the start are read: libvirt answers, the instances path and the
+state store's directory exist, the Open vSwitch bridges and physical interfaces are there, the domain
+names the instances' local ids give are not another domain's, the iSCSI portals answer, and the host
+has the memory and disk the new instances need. Nothing is changed: a refusal names the instance, the
+field and the reason, and every refusal of the run is reported at once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import socket
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
+
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import host_links as hl
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import KNOWN_ERRORS, ModuleDriver, describe_error
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import without_none
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
+    DEFAULT_OVS_BRIDGE, check_domain_spec, check_portal, domain_name, volume_secret_placeholders)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.firewall_rules import check_firewall_spec
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.image_cache import ImageCache, image_base_name, parse_source
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_images import check_flavor, check_image
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import LibvirtConnection, require_libvirt
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.resource_audit import read_meminfo
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import check_vif_spec
+
+ACTIONS = ('boot', 'rebuild', 'delete')
+PORTAL_TIMEOUT = 3.0
+# What a new instance's directory needs besides its base images (overlays, libvirt.xml, console log).
+DISK_MARGIN_MB = 64
+MEMORY_MARGIN_MB = 64
+_SPEC_VALIDATOR = ArgumentSpecValidator(argument_specs.INSTANCE)
+
+
+class Refusal(KvmhostError):
+    """A check that failed, for one instance (``uuid``) or for the host."""
+
+
+def _scoped(prefix, call, *args):
+    """Run one step's check; ``prefix`` is taken off its error's field, to leave the path in the spec."""
+    try:
+        return call(*args)
+    except KvmhostError as exc:
+        field = exc.field or ''
+        if prefix and field.startswith(prefix):
+            field = field[len(prefix):]
+        raise KvmhostError(exc.msg, field=field or None)
+
+
+def check_spec(spec, params):
+    """One instance spec through the spec schema and every step's own checks.
+
+    Returns (the validated spec or None, [KvmhostError]): each step's check runs on its own, so every
+    part that is wrong is named, each error's field the path in the spec (``vifs[0].address``).
+    """
+    validated = _SPEC_VALIDATOR.validate(without_none(spec))
+    if validated.error_messages:
+        return None, [KvmhostError('unknown key %s' % error.error_message if isinstance(error, UnsupportedError)
+                                   else error.error_message) for error in validated.errors]
+    spec = validated.validated_parameters
+    try:
+        uuid = check_uuid(spec['uuid'], 'uuid')
+    except KvmhostError as exc:
+        return None, [exc]
+    vifs = spec.get('vifs') or []
+    checks = [(check_vif_spec, vif, uuid, 'vifs[%d]' % index) for index, vif in enumerate(vifs)]
+    # The firewall's ports and its groups apart, so that a fault in one does not hide a fault in the other.
+    checks.append((check_firewall_spec, {'instance_uuid': uuid, 'vifs': vifs, 'security_groups': []}))
+    checks.append((check_firewall_spec, {'instance_uuid': uuid, 'vifs': [],
+                                         'security_groups': spec.get('security_groups') or []}))
+    if params['action'] != 'delete':
+        checks.append((_scoped, 'instance.', check_domain_spec, {
+            'instance': spec, 'local_id': 1, 'virt_type': params['virt_type'], 'vnc': params['vnc'],
+            'instances_path': params['instances_path'], 'volume_secrets': volume_secret_placeholders(spec)}))
+        checks.append((check_flavor, spec['flavor']))
+        checks.append((check_image, spec['image']))
+    else:  # the volumes' other fields are checked by the domain XML's spec check
+        checks.extend((check_portal, volume['target_portal'], 'volumes[%d].target_portal' % index)
+                      for index, volume in enumerate(spec.get('volumes') or []))
+    errors = []
+    for check in checks:
+        try:
+            check[0](*check[1:])
+        except KvmhostError as exc:
+            if not any((exc.field or str(exc)) == (seen.field or str(seen)) for seen in errors):  # found twice
+                errors.append(exc)
+    return spec, errors
+
+
+def cross_checks(specs, others):
+    """MAC addresses and port ids: unique over the run's specs and the host's other instances.
+
+    ``specs`` are (uuid, name, spec) of the run; ``others`` {uuid: network info} of the host's other
+    instances. Returns [(uuid, field, message)].
+    """
+    owners, found = {}, []
+    for uuid, info in sorted(others.items()):
+        for vif in info or []:
+            for key in ('id', 'address'):
+                if vif.get(key):
+                    owners.setdefault((key, str(vif[key]).lower()), 'instance %s of this host' % uuid)
+    for uuid, name, spec in specs:
+        for index, vif in enumerate(spec.get('vifs') or []):
+            for key, what in (('id', 'port id'), ('address', 'MAC address')):
+                value = str(vif.get(key)).lower()
+                owner = owners.get((key, value))
+                if owner is not None:
+                    found.append((uuid, 'vifs[%d].%s' % (index, key), '%s %s is also the one of %s' % (what, value, owner)))
+                else:
+                    owners[(key, value)] = '%s (%s) of this run' % (name, uuid)
+    return found
+
+
+def probe_portal(portal, timeout=PORTAL_TIMEOUT):
+    """None when a TCP connection to ADDRESS:PORT opens within ``timeout``, else why not."""
+    host, port = check_portal(portal, 'target_portal')
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return 'the iSCSI portal %s does not answer: %s' % (portal, exc.strerror or exc)
+
+
+class InstanceCheckDriver(ModuleDriver):
+    """instance_check: the checks of one run, read-only; refusals fail the module, every one named."""
+
+    def __init__(self, module, connection=None, runner=None, meminfo=None, statvfs=os.statvfs):
+        super().__init__(module)
+        if connection is None:
+            require_libvirt(module)
+        self.connection = connection or LibvirtConnection(self.params['libvirt_uri'])
+        self.runner = runner or hl.HostRunner(module)
+        self.meminfo = meminfo or read_meminfo
+        self.statvfs = statvfs
+        self.refusals = []
+        self.host = {}
+
+    def refuse(self, message, uuid=None, name=None, field=None):
+        reason = '%s: %s' % (field, message) if field and not message.startswith(field) else message
+        where = '%s (%s)' % (name, uuid) if uuid else 'host %s' % self.params['libvirt_uri']
+        self.refusals.append({'uuid': uuid, 'reason': reason, 'msg': '%s: %s' % (where, reason)})
+
+    def run(self):
+        params = self.params
+        results, checked, seen = [], [], set()
+        for index, spec in enumerate(params['instances']):
+            uuid = str((spec or {}).get('uuid') or '').lower() if isinstance(spec, dict) else ''
+            name = (spec or {}).get('name') if isinstance(spec, dict) else None
+            label = uuid or 'instances[%d]' % index
+            if uuid and uuid in seen:
+                self.refuse('instances[%d] is this instance again' % index, label, name, 'uuid')
+                continue
+            seen.add(uuid)
+            validated, errors = check_spec(spec, params)
+            for exc in errors:
+                self.refuse(exc.msg, label, name, exc.field)
+            results.append({'uuid': label, 'name': name, 'failed': False})
+            if validated is not None:
+                checked.append((uuid, name, validated))
+        self.check_host(checked)
+        by_uuid = dict((result['uuid'], result) for result in results)
+        for refusal in self.refusals:
+            outcome = by_uuid.get(refusal['uuid'])
+            if outcome is not None:
+                outcome['msg'] = '; '.join(filter(None, [outcome.get('msg'), refusal['reason']]))
+                outcome['failed'] = True
+        self.connection.close()
+        result = {'changed': False, 'results': results, 'host': self.host,
+                  'refusals': [refusal['msg'] for refusal in self.refusals]}
+        if self.refusals:
+            raise KvmhostError('%d check(s) refused, nothing was changed: %s' % (
+                len(self.refusals), '; '.join(result['refusals'])), **result)
+        return result
+
+    # ------------------------------------------------------------ the host
+    def check_host(self, checked):
+        params = self.params
+        action = params['action']
+        self._check_paths(action)
+        records, others = self._read_store(checked)
+        for uuid, field, message in cross_checks(checked, others):
+            self.refuse(message, uuid, _name(checked, uuid), field)
+        try:
+            conn = self.connection.conn
+        except KvmhostError as exc:
+            self.refuse(exc.msg, field='libvirt_uri')
+            return
+        self.host['libvirt_uri'] = params['libvirt_uri']
+        if action == 'delete':
+            return
+        self._check_names(conn, checked, records)
+        self._check_network(checked)
+        self._check_portals(checked)
+        self._check_resources(conn, checked, records)
+
+    def _check_paths(self, action):
+        path = self.params['instances_path']
+        if not os.path.isdir(path):
+            self.refuse('%s is not a directory (host.yml makes it)' % path, field='instances_path')
+        elif action != 'delete' and not os.access(path, os.W_OK | os.X_OK):
+            self.refuse('%s is not writable' % path, field='instances_path')
+        state_dir = os.path.dirname(self.params['state_db']) or '.'
+        if not os.path.isdir(state_dir):
+            self.refuse('the directory %s of the state store does not exist' % state_dir, field='state_db')
+
+    def _read_store(self, checked):
+        """{uuid: record} of the run's instances, {uuid: network info} of the host's other instances."""
+        path = self.params['state_db']
+        if not os.path.exists(path):
+            self.host['next_local_id'] = 1
+            return {}, {}
+        try:
+            with StateStore.open(path, readonly=True) as store:
+                run = set(uuid for uuid, _name_, _spec in checked)
+                records, others = {}, {}
+                for record in store.list_instances(include_deleted=True):
+                    if record['uuid'] in run:  # a deleted record booted again keeps its local id
+                        records[record['uuid']] = record
+                    elif not record['deleted']:
+                        others[record['uuid']] = store.get_network_info(record['uuid']) or []
+                self.host['next_local_id'] = store.next_local_id()
+                return records, others
+        except KNOWN_ERRORS + (KvmhostError,) as exc:
+            self.refuse(describe_error(exc) if not isinstance(exc, KvmhostError) else exc.msg, field='state_db')
+            return {}, {}
+
+    def _check_names(self, conn, checked, records):
+        """The domain name of each recorded instance's local id must not be another domain's.
+
+        A new record skips the ids whose names other domains have (instance_record does), so the names
+        of new instances are free by construction; the ids they will get are returned in ``local_ids``.
+        """
+        names = dict((domain.name(), domain.UUIDString().lower()) for domain in conn.listAllDomains(0))
+        next_id = self.host.get('next_local_id', 1)
+        local_ids = {}
+        for uuid, name, _spec in checked:
+            record = records.get(uuid)
+            if record is None:
+                while names.get(domain_name(next_id)) not in (None, uuid):
+                    next_id += 1
+                local_ids[uuid], next_id = next_id, next_id + 1
+                continue
+            local_ids[uuid] = record['local_id']
+            wanted = domain_name(record['local_id'])
+            holder = names.get(wanted)
+            if holder is not None and holder != uuid:
+                self.refuse('its local id %d names the domain %s, which libvirt has for another instance, %s '
+                            '(another state store on this host?)' % (record['local_id'], wanted, holder),
+                            uuid, name, 'uuid')
+        self.host['local_ids'] = local_ids
+
+    def _check_network(self, checked):
+        bridges, physical = {}, {}
+        for uuid, name, spec in checked:
+            for index, vif in enumerate(spec.get('vifs') or []):
+                if vif['type'] in ('ovs', 'ovs_hybrid'):
+                    bridges.setdefault(vif.get('bridge') or DEFAULT_OVS_BRIDGE, []).append(
+                        (uuid, name, 'vifs[%d].bridge' % index))
+                if vif.get('physical_interface'):
+                    physical.setdefault(vif['physical_interface'], []).append(
+                        (uuid, name, 'vifs[%d].physical_interface' % index))
+        if bridges:
+            try:
+                present = hl.read_ovs(self.runner, []).bridges
+            except KvmhostError as exc:
+                self.refuse('Open vSwitch cannot be read: %s' % exc.msg, field='vifs')
+                present = None
+            for bridge, users in sorted(bridges.items()):
+                if present is not None and bridge not in present:
+                    for uuid, name, field in users:
+                        self.refuse('the Open vSwitch bridge %s does not exist' % bridge, uuid, name, field)
+            self.host['ovs_bridges'] = sorted(bridges)
+        if physical:
+            links = hl.read_links(self.runner)
+            for device, users in sorted(physical.items()):
+                if device not in links:
+                    for uuid, name, field in users:
+                        self.refuse('the network device %s does not exist' % device, uuid, name, field)
+
+    def _check_portals(self, checked):
+        users = {}
+        for uuid, name, spec in checked:
+            for index, volume in enumerate(spec.get('volumes') or []):
+                users.setdefault(volume['target_portal'], []).append(
+                    (uuid, name, 'volumes[%d].target_portal' % index))
+        if not users:
+            return
+        portals = sorted(users)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(portals))) as pool:
+            answers = dict(zip(portals, pool.map(probe_portal, portals)))
+        for portal in portals:
+            if answers[portal]:
+                for uuid, name, field in users[portal]:
+                    self.refuse(answers[portal], uuid, name, field)
+        self.host['portals'] = portals
+
+    def _check_resources(self, conn, checked, records):
+        """Memory for the instances this run starts anew, disk for their bases and directories."""
+        new = []
+        for uuid, name, spec in checked:
+            if uuid in records or self.connection.domain_by_uuid(uuid) is not None:
+                continue
+            new.append((uuid, name, spec))
+        meminfo = self.meminfo()
+        available_mb = meminfo.get('MemAvailable', meminfo.get('MemFree', 0)) // 1024
+        needed_mb = sum(spec['flavor']['memory_mb'] for _uuid, _name, spec in new)
+        self.host.update(new_instances=[uuid for uuid, _name, _spec in new], memory_available_mb=available_mb,
+                         memory_needed_mb=needed_mb)
+        if new and needed_mb + MEMORY_MARGIN_MB > available_mb:
+            self.refuse('the new instances need %d MiB of memory (%s), the host has %d MiB available' % (
+                needed_mb, ', '.join('%s %d' % (name, spec['flavor']['memory_mb']) for _u, name, spec in new),
+                available_mb), field='flavor.memory_mb')
+        cache = ImageCache(self.params['instances_path'], None)
+        bases = {}
+        for _uuid, _name, spec in new:
+            image = spec['image']
+            if image.get('source') and not os.path.exists(cache.path(image_base_name(image['id']))):
+                source = parse_source(image['source'])
+                # The size of an http(s) image is known once it is fetched: the fetch checks the disk then.
+                if source.kind == 'file' and os.path.isfile(source.location):
+                    bases[image['id']] = os.path.getsize(source.location)
+        needed_disk_mb = (sum(bases.values()) // (1024 * 1024)) + DISK_MARGIN_MB * len(new)
+        try:
+            stats = self.statvfs(self.params['instances_path'])
+        except OSError:
+            return  # refused with the path already
+        free_mb = stats.f_bavail * stats.f_frsize // (1024 * 1024)
+        self.host.update(disk_free_mb=free_mb, disk_needed_mb=needed_disk_mb)
+        if new and needed_disk_mb > free_mb:
+            self.refuse('the new instances need %d MiB in %s (base images %s and their directories), %d MiB are '
+                        'free' % (needed_disk_mb, self.params['instances_path'], ', '.join(sorted(bases)) or 'cached',
+                                  free_mb), field='instances_path')
+
+
+def _name(checked, uuid):
+    for candidate, name, _spec in checked:
+        if candidate == uuid:
+            return name
+    return None

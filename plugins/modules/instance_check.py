@@ -1,0 +1,145 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kvmhost.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: instance_check
+short_description: Check the instance specs of a boot, rebuild or delete and the host's preconditions, changing nothing
+version_added: 0.2.0
+description:
+  - The first step of the roles' boot, rebuild and delete - every check that any later step would make, for every
+    instance of the run, before the first change on the host. A refusal names the instance, the field and the
+    reason; all refusals of the run are reported together and the module fails, so the run changes nothing.
+  - "Each spec is validated against the schema of an instance spec (the C(kvmhost_instances) entries: a key the
+    schema does not name, such as a misspelt rule key, is refused), then by the checks the steps make of their
+    part: the VIFs (port ids, MAC addresses, types, bridges, VLANs, MTUs), the network (addresses inside the
+    network's CIDR and of its family, the CIDR itself), the security group rules (names, protocols, port ranges,
+    prefixes and their family), the flavor (bounded sizes), the image (an absolute path, file, http or https source,
+    a sha256 or sha512 checksum, readable local files) and the volumes (ids, device names, portals, IQNs, LUNs,
+    transport and CHAP)."
+  - Across the run and the host, MAC addresses and port ids are unique - between the run's specs and against the
+    network info cache of every other instance in the state store.
+  - "Of the host it reads: libvirt answers at O(libvirt_uri); O(instances_path) is a writable directory and the
+    directory of O(state_db) exists; the Open vSwitch bridges of the C(ovs) and C(ovs_hybrid) VIFs and the
+    physical interfaces of VLAN VIFs exist; the domain name C(instance-%08x) that an instance's local id gives
+    of a recorded instance is not another domain's (a new record skips the ids whose names other domains have); every iSCSI portal of the volumes
+    accepts a TCP connection within 3 seconds; the host has the memory (C(MemAvailable), with a 64 MiB margin) and
+    the disk in O(instances_path) (local base images not cached yet, 64 MiB per new instance) that the instances
+    it boots anew need."
+  - With O(action=delete) only the parts a delete uses are checked (the UUID, the VIFs and firewall ports, the
+    volumes' portals and the paths), so a delete is not refused because of an image it will not use.
+author:
+  - kvmhost.lifecycle developers (@kvmhost)
+requirements:
+  - libvirt-python on the managed host
+  - ovs-vsctl (Open vSwitch) and ip (iproute2) on the managed host, when a spec has OVS or VLAN VIFs
+extends_documentation_fragment:
+  - kvmhost.lifecycle.libvirt
+  - kvmhost.lifecycle.state_store
+  - kvmhost.lifecycle.instances_path
+  - kvmhost.lifecycle.attributes.INFO_MODULE
+options:
+  instances:
+    description:
+      - The instance specs of the run, as in the C(kvmhost_instances) inventory variable (the schema is the
+        O(kvmhost.lifecycle.domain_xml#module:instance) option of M(kvmhost.lifecycle.domain_xml), with
+        C(security_groups) as M(kvmhost.lifecycle.instance_firewall) takes them).
+    type: list
+    elements: dict
+    required: true
+  action:
+    description: What the run will do to them; V(delete) checks less (see above).
+    type: str
+    choices: [boot, rebuild, delete]
+    required: true
+  virt_type:
+    description: The host's libvirt virt type, as M(kvmhost.lifecycle.domain_xml) takes it.
+    type: str
+    choices: [kvm, qemu]
+    default: kvm
+  vnc:
+    description: Whether the domains get a VNC console, as M(kvmhost.lifecycle.domain_xml) takes it.
+    type: bool
+    default: false
+'''
+
+EXAMPLES = r'''
+- name: Check every instance spec before anything changes
+  kvmhost.lifecycle.instance_check:
+    instances: "{{ kvmhost_instances }}"
+    action: boot
+    virt_type: qemu
+  register: checked
+
+- name: Show what the host has for the new instances
+  ansible.builtin.debug:
+    msg: "{{ checked.host.memory_needed_mb }} of {{ checked.host.memory_available_mb }} MiB"
+'''
+
+RETURN = r'''
+results:
+  description: Each instance's outcome, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: The instance UUID (or C(instances[N]) when the spec has none).
+      type: str
+    name: {description: The display name of the spec., type: str}
+    failed: {description: Whether a check refused the instance., type: bool}
+    msg: {description: The refusals of this instance (field and reason)., type: str, returned: when failed}
+refusals:
+  description: Every refusal of the run, each naming the instance (or the host), the field and the reason. Empty when
+    the module succeeds.
+  returned: always
+  type: list
+  elements: str
+  sample: ["web-1 (8f3c...): security_groups[0].rules[0].port_range_min: port_range_min 80 is above port_range_max 22"]
+host:
+  description: What was read of the host.
+  returned: always
+  type: dict
+  contains:
+    libvirt_uri: {description: The libvirt URI that answered., type: str, returned: when libvirt answered}
+    next_local_id: {description: The local id the state store gives the next new record., type: int}
+    local_ids:
+      description: Each instance's local id, the one its record has or the one a new record will get.
+      type: dict
+      returned: when libvirt answered, unless O(action=delete)
+    ovs_bridges: {description: The OVS bridges the VIFs need., type: list, elements: str, returned: when a VIF needs one}
+    portals: {description: The iSCSI portals probed., type: list, elements: str, returned: when a volume is given}
+    new_instances:
+      description: The instances this run creates anew (no record, no domain).
+      type: list
+      elements: str
+      returned: unless O(action=delete)
+    memory_available_mb: {description: The host's available memory., type: int, returned: unless O(action=delete)}
+    memory_needed_mb: {description: The memory of the new instances., type: int, returned: unless O(action=delete)}
+    disk_free_mb: {description: Free space in O(instances_path)., type: int, returned: unless O(action=delete)}
+    disk_needed_mb: {description: What the new instances need there., type: int, returned: unless O(action=delete)}
+'''
+
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import VIRT_TYPES
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_check import ACTIONS, InstanceCheckDriver
+
+ARGUMENT_SPEC = argument_specs.merged(
+    argument_specs.LIBVIRT, argument_specs.STATE_STORE, argument_specs.INSTANCES_PATH,
+    instances=dict(type='list', elements='dict', required=True),
+    action=dict(type='str', choices=list(ACTIONS), required=True),
+    virt_type=dict(type='str', choices=list(VIRT_TYPES), default='kvm'),
+    vnc=dict(type='bool', default=False),
+)
+
+
+def main():
+    run_module(InstanceCheckDriver, ARGUMENT_SPEC)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,254 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kvmhost.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""instance_check's checks. The spec checks are pure; the host checks run against a fake libvirt connection
+and a fake command runner (canned ip/ovs-vsctl JSON), with the real file system, a real SQLite state store and
+real sockets on 127.0.0.1. tests/integration/test_playbooks.py runs the module against this machine's libvirt
+and OVS through boot.yml and rebuild.yml."""
+
+from __future__ import annotations
+
+import collections
+import copy
+import json
+import socket
+
+import pytest
+
+pytest.importorskip('libvirt')
+
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_check import (  # noqa: E402
+    InstanceCheckDriver, check_spec, cross_checks, probe_portal)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore  # noqa: E402
+
+UUID_A = '8f3c6f4e-2b6a-4d0e-9a51-1c2d3e4f5a6b'
+UUID_B = '0b7e1a52-44f1-4c37-8d0e-5e6f7a8b9c0d'
+PORT_A = 'b3b356e1-d350-50fc-bb39-d645334738f8'
+PORT_B = 'c4c467f2-e461-41ad-8c4a-e756445849a9'
+CHECKSUM = 'sha256:' + '0' * 64
+
+
+def spec(uuid=UUID_A, name='web-1', port=PORT_A, mac='fa:16:3e:00:00:01', image_source=None, memory_mb=192):
+    return {
+        'uuid': uuid, 'name': name,
+        'flavor': {'vcpus': 1, 'memory_mb': memory_mb, 'root_gb': 1},
+        'image': {'id': 'guest-v1', 'source': image_source or 'https://images.example/guest.qcow2',
+                  'checksum': CHECKSUM},
+        'vifs': [{'id': port, 'address': mac, 'type': 'ovs_hybrid',
+                  'network': {'cidr': '10.10.10.0/24', 'ips': ['10.10.10.13']}}],
+        'security_groups': [{'name': 'default', 'rules': [
+            {'direction': 'ingress', 'protocol': 'tcp', 'port_range_min': 22, 'port_range_max': 22}]}],
+    }
+
+
+PARAMS = {'action': 'boot', 'virt_type': 'qemu', 'vnc': False, 'instances_path': '/var/lib/kvmhost/instances'}
+
+
+def errors_of(instance, **params):
+    _validated, errors = check_spec(instance, dict(PARAMS, **params))
+    return [str(error) for error in errors]
+
+
+def test_a_good_spec_passes():
+    assert errors_of(spec()) == []
+
+
+def test_every_faulty_part_is_named_with_its_path_in_the_spec():
+    bad = spec()
+    bad['security_groups'][0]['rules'][0].update(port_range_min=90, port_range_max=80)
+    bad['security_groups'][0]['name'] = 'web; rm -rf /'
+    bad['image'].update(checksum='sha256:xyz', source='https://images.example/guest.qcow2')
+    bad['flavor']['root_gb'] = 10 ** 9
+    bad['vifs'][0]['network']['ips'] = ['10.10.11.5']
+    found = errors_of(bad)
+    assert any(error.startswith('security_groups[0].name: must be 1-255 letters') for error in found), found
+    assert 'vifs[0].network.ips[0]: 10.10.11.5 is not in the network 10.10.10.0/24' in found
+    assert any(error.startswith('image.checksum: a sha256 checksum is 64 hexadecimal digits') for error in found)
+    assert any(error.startswith('flavor.root_gb: must be 0..65536') for error in found), found
+
+
+@pytest.mark.parametrize('change, expected', [
+    (lambda s: s['security_groups'][0]['rules'][0].update(port_min=1), 'unknown key security_groups.rules.port_min'),
+    (lambda s: s['security_groups'][0]['rules'][0].update(port_range_min=90, port_range_max=80),
+     'security_groups[0].rules[0].port_range_min: port_range_min 90 is above port_range_max 80'),
+    (lambda s: s['vifs'][0]['network'].update(cidr='10.10.10.0/33'), 'vifs[0].network.cidr: must be a network'),
+    (lambda s: s['image'].update(checksum='md5:' + '0' * 32), "image.checksum: unsupported checksum algorithm 'md5'"),
+    (lambda s: s['image'].update(source='ftp://images.example/guest.qcow2'), "image.source: URL scheme 'ftp'"),
+    (lambda s: s['image'].update(source='/nonexistent/guest.qcow2'), 'image.source: /nonexistent/guest.qcow2 does not'),
+    (lambda s: s['vifs'][0].update(address='ff:ff:ff:ff:ff:ff'), 'vifs[0].address: must be a unicast MAC address'),
+    (lambda s: s['vifs'][0].update(id='a;b'), 'vifs[0].id: must be a port id'),
+    (lambda s: s.update(uuid='nope'), 'uuid: '),
+    (lambda s: s['flavor'].update(vcpus=0), 'flavor.vcpus: must be 1..4096'),
+    (lambda s: s.update(volumes=[{'id': 'vol-1', 'device_name': 'vdb', 'target_portal': '10.0.0.1:3260',
+                                  'target_iqn': 'not an iqn', 'target_lun': 0}]), 'volumes[0].target_iqn: '),
+])
+def test_each_step_check_runs_before_any_change(change, expected):
+    bad = spec()
+    change(bad)
+    found = errors_of(bad)
+    assert any(error.startswith(expected) for error in found), found
+
+
+def test_a_delete_is_not_refused_for_an_image_it_does_not_use():
+    bad = spec(image_source='ftp://images.example/guest.qcow2')
+    assert errors_of(bad, action='delete') == []
+    bad['vifs'][0]['id'] = 'a;b'
+    assert errors_of(bad, action='delete')[0].startswith('vifs[0].id: must be a port id')
+
+
+def test_macs_and_port_ids_are_unique_over_the_run_and_the_host():
+    first, second = spec(), spec(uuid=UUID_B, name='web-2', port=PORT_B)
+    checked = [(UUID_A, 'web-1', first), (UUID_B, 'web-2', second)]
+    assert cross_checks(checked, {}) == [
+        (UUID_B, 'vifs[0].address', 'MAC address fa:16:3e:00:00:01 is also the one of web-1 (%s) of this run' % UUID_A)]
+    other = '11111111-2222-4333-8444-555555555555'
+    found = cross_checks([(UUID_B, 'web-2', second)], {other: [{'id': PORT_B, 'address': 'fa:16:3e:00:00:09'}]})
+    assert found == [(UUID_B, 'vifs[0].id', 'port id %s is also the one of instance %s of this host' % (PORT_B, other))]
+
+
+def test_probe_portal_tells_an_answering_portal_from_a_closed_one():
+    with socket.socket() as listener:
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(1)
+        assert probe_portal('127.0.0.1:%d' % listener.getsockname()[1]) is None
+    with socket.socket() as closed:
+        closed.bind(('127.0.0.1', 0))
+        port = closed.getsockname()[1]
+    assert 'does not answer' in probe_portal('127.0.0.1:%d' % port, timeout=1)
+
+
+# ---------------------------------------------------------------- the host, with fakes for libvirt and commands
+
+class FakeDomain(object):
+    def __init__(self, name, uuid):
+        self._name, self._uuid = name, uuid
+
+    def name(self):
+        return self._name
+
+    def UUIDString(self):
+        return self._uuid
+
+
+class FakeConnection(object):
+    def __init__(self, domains=(), broken=False):
+        self.domains = list(domains)
+        self.broken = broken
+
+    @property
+    def conn(self):
+        if self.broken:
+            raise KvmhostError('cannot connect to libvirt at qemu:///nosuch: no such URI', field='libvirt_uri')
+        return self
+
+    def listAllDomains(self, _flags):
+        return self.domains
+
+    def domain_by_uuid(self, uuid):
+        return next((domain for domain in self.domains if domain.UUIDString() == uuid), None)
+
+    def close(self):
+        pass
+
+
+class FakeRunner(object):
+    """ip -json and ovs-vsctl --format=json as this machine prints them, for the bridges and links given."""
+
+    def __init__(self, bridges=('br-int',), links=('lo', 'eth0')):
+        self.bridges, self.links = bridges, links
+
+    def run(self, args):
+        if args[0] == 'ip':
+            return json.dumps([{'ifname': name} for name in self.links])
+        tables = [{'headings': ['name', 'ports', 'datapath_type'],
+                   'data': [[name, ['set', []], 'netdev'] for name in self.bridges]},
+                  {'headings': ['_uuid', 'name'], 'data': []},
+                  {'headings': ['name', 'type', 'external_ids'], 'data': []}]
+        return '\n'.join(json.dumps(table) for table in tables)
+
+
+StatVfs = collections.namedtuple('StatVfs', 'f_frsize f_bavail')
+
+
+class Module(object):
+    def __init__(self, params):
+        self.params, self.check_mode, self._diff = params, False, False
+
+
+def driver(tmp_path, instances, connection=None, runner=None, available_mb=4096, free_mb=10240, **params):
+    instances_path = tmp_path / 'instances'
+    instances_path.mkdir(exist_ok=True)
+    values = dict(PARAMS, instances=instances, libvirt_uri='qemu:///system', state_db=str(tmp_path / 'state.db'),
+                  instances_path=str(instances_path))
+    values.update(params)
+    return InstanceCheckDriver(
+        Module(values), connection=connection or FakeConnection(), runner=runner or FakeRunner(),
+        meminfo=lambda: {'MemAvailable': available_mb * 1024},
+        statvfs=lambda _path: StatVfs(1024 * 1024, free_mb))
+
+
+def refusals(run):
+    with pytest.raises(KvmhostError) as caught:
+        run.run()
+    return caught.value.details['refusals']
+
+
+def test_a_good_run_reads_the_host(tmp_path):
+    result = driver(tmp_path, [spec()]).run()
+    assert result['changed'] is False and result['refusals'] == []
+    assert result['results'] == [{'uuid': UUID_A, 'name': 'web-1', 'failed': False}]
+    assert result['host']['new_instances'] == [UUID_A] and result['host']['memory_needed_mb'] == 192
+    assert result['host']['ovs_bridges'] == ['br-int'] and result['host']['next_local_id'] == 1
+
+
+def test_host_preconditions_are_refused_with_the_field(tmp_path):
+    run = driver(tmp_path, [spec()], runner=FakeRunner(bridges=()), available_mb=200,
+                 state_db=str(tmp_path / 'missing' / 'state.db'))
+    found = refusals(run)
+    assert 'web-1 (%s): vifs[0].bridge: the Open vSwitch bridge br-int does not exist' % UUID_A in found
+    assert any(line.startswith('host qemu:///system: state_db: the directory ') for line in found), found
+    assert any('flavor.memory_mb: the new instances need 192 MiB of memory (web-1 192)' in line for line in found)
+
+
+def test_a_missing_instances_path_and_a_dead_libvirt_are_refused(tmp_path):
+    found = refusals(driver(tmp_path, [spec()], connection=FakeConnection(broken=True),
+                            instances_path=str(tmp_path / 'nope')))
+    assert found == ['host qemu:///system: instances_path: %s is not a directory (host.yml makes it)' % (tmp_path / 'nope'),
+                     'host qemu:///system: libvirt_uri: cannot connect to libvirt at qemu:///nosuch: no such URI']
+
+
+def test_domain_names_other_domains_have(tmp_path):
+    other = '99999999-8888-4777-8666-555555555555'
+    taken = FakeConnection([FakeDomain('instance-00000001', other)])
+    # A new record skips the id whose name another domain (another state store's instance) has.
+    assert driver(tmp_path, [spec()], connection=taken).run()['host']['local_ids'] == {UUID_A: 2}
+    # A recorded instance whose name another domain has is refused.
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        store.save_instance(UUID_A, {'name': 'web-1'})
+    found = refusals(driver(tmp_path, [spec()], connection=taken))
+    assert found == ['web-1 (%s): uuid: its local id 1 names the domain instance-00000001, which libvirt has for '
+                     'another instance, %s (another state store on this host?)' % (UUID_A, other)]
+
+
+def test_the_host_store_is_read_for_local_ids_and_other_instances(tmp_path):
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        store.save_instance(UUID_B, {'name': 'web-2', 'vm_state': 'active'})
+        store.set_network_info(UUID_B, [{'id': PORT_B, 'address': 'fa:16:3e:00:00:01'}])
+    found = refusals(driver(tmp_path, [spec()]))
+    assert found == ['web-1 (%s): vifs[0].address: MAC address fa:16:3e:00:00:01 is also the one of instance %s '
+                     'of this host' % (UUID_A, UUID_B)]
+    result = driver(tmp_path, [spec(mac='fa:16:3e:00:00:02')]).run()
+    assert result['host']['next_local_id'] == 2
+
+
+def test_the_disk_of_uncached_local_bases_is_counted(tmp_path):
+    image = tmp_path / 'guest.qcow2'
+    image.write_bytes(b'\0' * (3 * 1024 * 1024))
+    found = refusals(driver(tmp_path, [spec(image_source=str(image))], free_mb=10))
+    assert any('instances_path: the new instances need 67 MiB' in line for line in found), found
+
+
+def test_an_instance_given_twice_is_refused(tmp_path):
+    found = refusals(driver(tmp_path, [spec(), copy.deepcopy(spec())]))
+    assert found == ['web-1 (%s): uuid: instances[1] is this instance again' % UUID_A]
