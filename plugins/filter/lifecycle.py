@@ -103,19 +103,23 @@ def _ok(outcome):
     return isinstance(outcome, dict) and not outcome.get('failed') and not outcome.get('skipped')
 
 
-def step_items(specs, step, earlier=None, instances_path=None):
+def step_items(specs, step, earlier=None, instances_path=None, skip=None):
     """The ``instances`` items of one step module for the instance specs of a run.
 
     ``earlier`` is the registered result of the step whose output this one takes (the volumes'
     secrets for domain_xml, the XML for domain, the VIFs' network info for the info cache); an instance
-    that did not succeed there is left out.
+    that did not succeed there is left out. ``skip`` lists UUIDs this step leaves out (a rebuild's
+    instances whose new domain runs already skip the shutdown, the unplug and the move).
     """
     if not isinstance(specs, list):
         raise AnsibleFilterError('step_items: specs must be a list, got %s' % type(specs).__name__)
     done = _results_by_uuid(earlier)
+    skipped = set(str(uuid).lower() for uuid in skip or [])
     items = []
     for spec in specs:
         uuid = str(spec['uuid']).lower()
+        if uuid in skipped:
+            continue
         outcome = done.get(uuid)
         if step in ('uuid', 'shutdown', 'disk'):
             items.append({'uuid': uuid})

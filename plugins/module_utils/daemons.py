@@ -83,6 +83,9 @@ def read_tail(path, limit=2000):
         return ''
 
 
+MAX_WAIT_TIMEOUT = 3600
+
+
 class DaemonDriver(ModuleDriver):
     """The host_daemon module."""
 
@@ -94,6 +97,9 @@ class DaemonDriver(ModuleDriver):
         process_name = params['process_name'] or os.path.basename(params['command'][0])
         if not params['command'] or not params['command'][0]:
             raise KvmhostError('must name the program to run', field='command')
+        if not 0 <= params['wait_timeout'] <= MAX_WAIT_TIMEOUT:
+            raise KvmhostError('must be 0 to %d seconds, got %d' % (MAX_WAIT_TIMEOUT, params['wait_timeout']),
+                               field='wait_timeout')
         log_file = check_absolute_path(params['log_file'] or '/var/log/kvmhost/%s.log' % name, 'log_file')
         socket_path = check_absolute_path(params['socket'], 'socket') if params['socket'] else None
         table = self.process_table_class()

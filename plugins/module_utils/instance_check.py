@@ -27,19 +27,23 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import host_links as hl
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import KNOWN_ERRORS, ModuleDriver, describe_error
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import without_none
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import VIR_DOMAIN_XML_INACTIVE
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
-    DEFAULT_OVS_BRIDGE, check_domain_spec, check_portal, domain_name, volume_secret_placeholders)
+    DEFAULT_OVS_BRIDGE, NOVA_NS, check_domain_spec, check_portal, domain_name, read_text, volume_secret_placeholders)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.firewall_rules import check_firewall_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.image_cache import ImageCache, image_base_name, parse_source
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_images import check_flavor, check_image
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import LibvirtConnection, require_libvirt
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
+    LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.resource_audit import read_meminfo
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import check_vif_spec
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import domain_drift, parse_xml
 
 ACTIONS = ('boot', 'rebuild', 'delete')
+REBUILD_TASK_STATES = ('rebuilding', 'rebuild_block_device_mapping', 'rebuild_spawning')
 PORTAL_TIMEOUT = 3.0
 # What a new instance's directory needs besides its base images (overlays, libvirt.xml, console log).
 DISK_MARGIN_MB = 64
@@ -204,6 +208,8 @@ class InstanceCheckDriver(ModuleDriver):
         if action == 'delete':
             return
         self._check_names(conn, checked, records)
+        if action == 'rebuild':
+            self._find_resumable(checked, records)
         self._check_network(checked)
         self._check_portals(checked)
         self._check_resources(conn, checked, records)
@@ -263,6 +269,36 @@ class InstanceCheckDriver(ModuleDriver):
                             '(another state store on this host?)' % (record['local_id'], wanted, holder),
                             uuid, name, 'uuid')
         self.host['local_ids'] = local_ids
+
+    def _find_resumable(self, checked, records):
+        """The instances whose unfinished rebuild already runs the new domain: the rerun only finishes them.
+
+        A run killed after spawning (before the old directory was deleted, or at the audit) left the
+        record in a rebuild task state and the new domain running from the new directory's
+        ``libvirt.xml`` on the spec's image. Shutting it down and rebuilding it again would throw a
+        working instance away; the rerun skips the shutdown, the unplug and the move for it, and the
+        later steps, which are idempotent, find it done and finish it.
+        """
+        resumable = []
+        for uuid, _name, spec in checked:
+            record = records.get(uuid)
+            if record is None or record.get('task_state') not in REBUILD_TASK_STATES:
+                continue
+            xml_path = os.path.join(self.params['instances_path'], uuid, 'libvirt.xml')
+            try:
+                domain = self.connection.domain_by_uuid(uuid)
+                if (domain is None or LIBVIRT_TO_POWER_STATE.get(domain.state()[0]) != RUNNING
+                        or not os.path.isfile(xml_path)):
+                    continue
+                wanted = read_text(xml_path)
+                if domain_drift(wanted, domain.XMLDesc(VIR_DOMAIN_XML_INACTIVE)):
+                    continue
+                root = parse_xml(wanted).find('metadata/{%s}instance/{%s}root' % (NOVA_NS, NOVA_NS))
+            except KNOWN_ERRORS + (KvmhostError,):  # not provably done: rebuilt again, as before
+                continue
+            if root is not None and root.get('uuid') == spec['image']['id']:
+                resumable.append(uuid)
+        self.host['resumable'] = resumable
 
     def _check_network(self, checked):
         bridges, physical = {}, {}

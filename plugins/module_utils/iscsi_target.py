@@ -15,6 +15,7 @@ start-up), so a password counts as changed when the file does not hold the one g
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -129,6 +130,23 @@ def _check_chap(params, user_key, password_key):
     return (user, password)
 
 
+def check_initiator_address(address, field):
+    """ALL, an IP address or a network in CIDR notation (prefix length within its family), as tgt's ACL takes it."""
+    if address == 'ALL':
+        return address
+    if isinstance(address, str) and _ACL_RE.fullmatch(address):
+        try:
+            if '/' in address:
+                ipaddress.ip_network(address, strict=False)
+            else:
+                ipaddress.ip_address(address)
+            return address
+        except ValueError:
+            pass
+    raise KvmhostError('must be an IP address, a network in CIDR notation (prefix length 0-32 for IPv4, 0-128 for '
+                       'IPv6) or ALL, got %r' % (address,), field=field)
+
+
 def check_target_spec(params):
     """The wanted target as a dict; raises KvmhostError naming the field."""
     iqn = check_iqn(params['iqn'], 'iqn')
@@ -156,10 +174,7 @@ def check_target_spec(params):
         luns[lun] = {'path': path, 'size': size, 'kind': kind}
     acl = []
     for index, address in enumerate(params.get('initiator_addresses') or []):
-        if not isinstance(address, str) or not _ACL_RE.fullmatch(address):
-            raise KvmhostError('must be an IP address, a CIDR network or ALL, got %r' % (address,),
-                               field='initiator_addresses[%d]' % index)
-        acl.append(address)
+        acl.append(check_initiator_address(address, 'initiator_addresses[%d]' % index))
     incoming = _check_chap(params, 'chap_username', 'chap_password')
     outgoing = _check_chap(params, 'mutual_chap_username', 'mutual_chap_password')
     if outgoing and not incoming:

@@ -29,6 +29,7 @@ description:
     accepts a TCP connection within 3 seconds; the host has the memory (C(MemAvailable), with a 64 MiB margin) and
     the disk in O(instances_path) (local base images not cached yet, 64 MiB per new instance) that the instances
     it boots anew need."
+  - With O(action=rebuild) it also finds the instances whose killed rebuild already runs the new domain (RV(host.resumable)).
   - With O(action=delete) only the parts a delete uses are checked (the UUID, the VIFs and firewall ports, the
     volumes' portals and the paths), so a delete is not refused because of an image it will not use.
 author:
@@ -111,6 +112,15 @@ host:
       type: dict
       returned: when libvirt answered, unless O(action=delete)
     ovs_bridges: {description: The OVS bridges the VIFs need., type: list, elements: str, returned: when a VIF needs one}
+    resumable:
+      description:
+        - With O(action=rebuild), the instances whose unfinished rebuild (a run killed after spawning) already runs
+          the new domain - record in a rebuild task state, domain running with no drift from the new directory's
+          C(libvirt.xml), on the spec's image. The rebuild role skips their shutdown, unplug and move; the later
+          steps find them done and finish them.
+      type: list
+      elements: str
+      returned: when O(action=rebuild) and libvirt answered
     portals: {description: The iSCSI portals probed., type: list, elements: str, returned: when a volume is given}
     new_instances:
       description: The instances this run creates anew (no record, no domain).

@@ -64,7 +64,8 @@ options:
     default: /etc/tgt/conf.d
   initiator_addresses:
     description:
-      - The initiator ACL, IP addresses or networks allowed to log in; C(ALL) allows every address.
+      - The initiator ACL, IP addresses or networks in CIDR notation (prefix length 0-32 for IPv4, 0-128 for IPv6)
+        allowed to log in; C(ALL) allows every address. Anything else is refused before tgt is touched.
       - The default allows only the loopback address, so that nothing is exported by accident.
     type: list
     elements: str

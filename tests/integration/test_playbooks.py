@@ -375,6 +375,65 @@ def test_rebuild_of_a_spec_wrong_on_its_face_never_shuts_the_instance_down(
     assert record['updated_at'] == record_before['updated_at']
 
 
+def kill_at_event(process, state_db, uuid, event, result=None, timeout=180):
+    """Fault injection: SIGKILL the playbook's process group once ``event`` of the instance's newest action is
+    in the state store (finished with ``result`` when given). The store is read read-only, as a poller would."""
+    deadline = time.monotonic() + timeout
+    query = ('SELECT e.result FROM action_events e JOIN actions a ON a.id = e.action_id WHERE a.instance_uuid = ? '
+             'AND e.event = ? AND a.id = (SELECT MAX(id) FROM actions WHERE instance_uuid = ?)')
+    try:
+        while True:
+            assert process.poll() is None, 'the run ended (rc %s) before %s' % (process.returncode, event)
+            assert time.monotonic() < deadline, 'no %s event after %d s' % (event, timeout)
+            conn = sqlite3.connect('file:%s?mode=ro' % state_db, uri=True, timeout=5)
+            try:
+                row = conn.execute(query, (uuid, event, uuid)).fetchone()
+            except sqlite3.OperationalError:  # busy: try again
+                row = None
+            finally:
+                conn.close()
+            if row is not None and (result is None or row[0] == result):
+                return
+            time.sleep(0.02)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the group this test started, and only it
+        process.wait(timeout=60)
+
+
+def test_rebuild_killed_after_spawning_is_finished_not_rebuilt_again(host, main_instance, main_first_boot,
+                                                                     demo_images, demo_console, libvirt_conn,
+                                                                     tmp_path):
+    directory = host.directory(main_instance)
+    host.specs[main_instance]['image'] = image_spec(demo_images, 'demo-guest-v1')  # back from v2
+    log = tmp_path / 'killed-after-spawning.log'
+    with open(str(log), 'w') as output:
+        process = host.start('rebuild', output, {'kvmhost_rebuild_uuids': [main_instance]})
+        kill_at_event(process, host.state_db, main_instance, 'spawning', result='Success')
+    assert process.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    # Killed with the new domain running from the new root: the record says the rebuild is unfinished.
+    dom_id = domain_of(libvirt_conn, main_instance).ID()
+    assert host.record(main_instance)['task_state'] == 'rebuild_spawning'
+    console = demo_console(host.console_log(main_instance))
+    lines = wait_boot(console)
+    assert 'disk vda marker=demo-guest-v1 boots=1' in lines, lines
+    console.mark()
+
+    run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]})
+    assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
+    # Finished, not rebuilt again: the same QEMU process runs the same new root, booted once.
+    assert domain_of(libvirt_conn, main_instance).ID() == dom_id
+    time.sleep(2)
+    assert 'kvmhost-demo: kernel' not in console.text()  # no new boot on its console
+    events = events_by_name(run.timeline, main_instance)
+    assert 'shutdown_instance' not in events and 'move_instance_dir' not in events, events
+    assert all(event['result'] == 'Success' for event in events.values()), events
+    assert {'create_image', 'spawning', 'delete_old_instance_dir', 'audit_resources'} <= set(events)
+    assert os.path.isdir(directory) and not os.path.exists(directory + '_del')
+    record = host.record(main_instance)
+    assert (record['vm_state'], record['task_state'], record['live']['power_state']) == ('active', None, 1), record
+    assert record['image']['id'] == 'demo-guest-v1'
+
+
 def test_rebuild_in_check_mode_predicts_the_steps_and_changes_nothing(
         host, main_instance, main_first_boot, demo_images, libvirt_conn):
     directory = host.directory(main_instance)

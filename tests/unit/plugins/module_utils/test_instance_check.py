@@ -121,14 +121,20 @@ def test_probe_portal_tells_an_answering_portal_from_a_closed_one():
 # ---------------------------------------------------------------- the host, with fakes for libvirt and commands
 
 class FakeDomain(object):
-    def __init__(self, name, uuid):
-        self._name, self._uuid = name, uuid
+    def __init__(self, name, uuid, xml=None, running=True):
+        self._name, self._uuid, self._xml, self._running = name, uuid, xml, running
 
     def name(self):
         return self._name
 
     def UUIDString(self):
         return self._uuid
+
+    def state(self):
+        return [1 if self._running else 5, 0]
+
+    def XMLDesc(self, _flags):
+        return self._xml
 
 
 class FakeConnection(object):
@@ -252,3 +258,27 @@ def test_the_disk_of_uncached_local_bases_is_counted(tmp_path):
 def test_an_instance_given_twice_is_refused(tmp_path):
     found = refusals(driver(tmp_path, [spec(), copy.deepcopy(spec())]))
     assert found == ['web-1 (%s): uuid: instances[1] is this instance again' % UUID_A]
+
+
+NEW_XML = ("<domain type='qemu'><name>instance-00000001</name><uuid>%s</uuid><metadata>"
+           "<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'><nova:root type='image' "
+           "uuid='guest-v1'/></nova:instance></metadata><memory unit='MiB'>192</memory></domain>" % UUID_A)
+
+
+@pytest.mark.parametrize('task_state, running, image, defined, expected', [
+    ('rebuild_spawning', True, 'guest-v1', NEW_XML, [UUID_A]),   # killed after spawning: finish it
+    (None, True, 'guest-v1', NEW_XML, []),                       # no rebuild unfinished: rebuild it
+    ('rebuild_spawning', False, 'guest-v1', NEW_XML, []),        # the new domain does not run
+    ('rebuild_spawning', True, 'guest-v2', NEW_XML, []),         # the spec names another image now
+    ('rebuild_spawning', True, 'guest-v1', NEW_XML.replace('192', '256'), []),  # runs another definition
+])
+def test_a_killed_rebuild_whose_new_domain_runs_is_resumable(tmp_path, task_state, running, image, defined, expected):
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        store.save_instance(UUID_A, {'name': 'web-1', 'vm_state': 'active', 'task_state': task_state})
+    (tmp_path / 'instances' / UUID_A).mkdir(parents=True)
+    (tmp_path / 'instances' / UUID_A / 'libvirt.xml').write_text(NEW_XML)
+    instance = spec()
+    instance['image']['id'] = image
+    connection = FakeConnection([FakeDomain('instance-00000001', UUID_A, defined, running)])
+    result = driver(tmp_path, [instance], connection=connection, action='rebuild').run()
+    assert result['host']['resumable'] == expected

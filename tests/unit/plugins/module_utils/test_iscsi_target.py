@@ -92,6 +92,9 @@ def params(tmp_path, **overrides):
     (dict(luns=[dict(lun=1, path='VOLDIR/n.img', size=None)]), 'luns[0].size'),
     (dict(luns=[dict(lun=1, path='VOLDIR/a', size='1M'), dict(lun=1, path='VOLDIR/b', size='1M')]), 'luns[1].lun'),
     (dict(initiator_addresses=['host name']), 'initiator_addresses[0]'),
+    (dict(initiator_addresses=['127.0.0.1', '10.1.2.0/33']), 'initiator_addresses[1]'),
+    (dict(initiator_addresses=['fd00::/129']), 'initiator_addresses[0]'),
+    (dict(initiator_addresses=['10.1.2.300']), 'initiator_addresses[0]'),
     (dict(chap_password=None), 'chap_username'),
     (dict(chap_password='has space'), 'chap_password'),
     (dict(chap_username=None, chap_password=None, mutual_chap_username='o', mutual_chap_password='q'),
@@ -104,6 +107,11 @@ def test_check_target_spec_refuses(tmp_path, overrides, field):
         check_target_spec(params(tmp_path, **overrides))
     assert str(info.value).startswith(field)
     assert 'has space' not in str(info.value)
+
+
+def test_initiator_addresses_take_addresses_networks_and_all(tmp_path):
+    spec = check_target_spec(params(tmp_path, initiator_addresses=['ALL', '10.1.2.0/24', 'fd00::1', 'fd00::/64']))
+    assert spec['acl'] == ['ALL', '10.1.2.0/24', 'fd00::1', 'fd00::/64']
 
 
 def test_render_config_and_persisted_password(tmp_path):
