@@ -194,8 +194,8 @@ def test_without_dest_nothing_changes_and_the_xml_is_the_builders():
 BAD = [
     (('instance', 'uuid'), '1e0e6ed9-67fd', 'instance.uuid: must be a UUID'),
     (('instances_path',), 'var/lib/kvmhost/instances', 'instances_path: must be an absolute path'),
-    (('instance', 'flavor', 'memory_mb'), 0, 'instance.flavor.memory_mb: must be at least 1'),
-    (('instance', 'flavor', 'vcpus'), -1, 'instance.flavor.vcpus: must be at least 1'),
+    (('instance', 'flavor', 'memory_mb'), 0, 'instance.flavor.memory_mb: must be 1..16777216, got 0'),
+    (('instance', 'flavor', 'vcpus'), -1, 'instance.flavor.vcpus: must be 1..4096, got -1'),
     (('local_id',), 0, 'local_id: must be 1..'),
     (('instance', 'vifs', 0, 'id'), '../../tmp/x', 'instance.vifs[0].id: must be a port id'),
     (('instance', 'vifs', 0, 'address'), '01:16:3e:81:a8:b4', 'instance.vifs[0].address: must be a unicast MAC'),
