@@ -20,6 +20,7 @@ to every step and the store says which are still in it.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import copy
 import threading
 import traceback
@@ -31,9 +32,11 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import KNOWN_ERRORS, StepRecord, describe_error
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
-    ACTIONS, TASK_STATES, VM_STATES, StateStore, utcnow)
+    ACTIONS, TASK_STATES, VM_STATES, StateStore, claim_is_stale, utcnow)
 
 MAX_CONCURRENCY = 64
+# Seconds between the heartbeats a step sends for the run's claims (see instance_check's claim option).
+HEARTBEAT_INTERVAL = 10
 DEFAULT_CONCURRENCY = 16
 
 # doc fragment kvmhost.lifecycle.batch
@@ -177,6 +180,11 @@ class Recorder(object):
             if store.get_instance(uuid) is None:
                 raise KvmhostError('instance %s has no record on this host (in %s): it was never booted here'
                                    % (uuid, self.path), field='record')
+            claim = store.get_claim(uuid)
+            if claim is not None and claim['request_id'] != record['request_id'] and not claim_is_stale(claim, utcnow()):
+                raise KvmhostError('instance %s is in request %s (%s) of another run on this host since %s'
+                                   % (uuid, claim['request_id'], claim['action'], claim['claimed_at']),
+                                   field='record.request_id')
             action = store.save_action(uuid, record['request_id'], action=record['action'], start_time=started_at)
             if action['action'] != record['action']:
                 raise KvmhostError('request %s of instance %s is a %s action, not %s'
@@ -186,6 +194,32 @@ class Recorder(object):
                 store.save_event(action['id'], record['event'], start_time=started_at)
             if record.get('task_state'):
                 store.save_instance(uuid, {'task_state': _task_state(record['task_state'])})
+
+    @contextlib.contextmanager
+    def heartbeat(self, uuids):
+        """While the step works, refresh the run's claims on ``uuids`` every HEARTBEAT_INTERVAL seconds."""
+        if self.check_mode or not uuids:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat():
+            while True:
+                try:
+                    with self._lock, self._store() as store:
+                        store.heartbeat(self.record['request_id'], uuids)
+                except KNOWN_ERRORS + (KvmhostError,):
+                    pass  # a missed beat: the next one, or the step's own writes, will tell
+                if stop.wait(HEARTBEAT_INTERVAL):
+                    return
+
+        thread = threading.Thread(target=beat, name='kvmhost-heartbeat', daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def finish(self, uuid, ok, note, details=None, fields=None):
         """The step's end: the event's result, the instance fields it implies, the action's end."""
@@ -286,7 +320,8 @@ class BatchRunner(object):
         recorder = self.recorder()
         workers = max(1, min(concurrency, getattr(self.driver_class, 'max_concurrency', MAX_CONCURRENCY),
                              len(items) or 1))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        beating = recorder.heartbeat([key for key, _params in items]) if recorder else contextlib.nullcontext()
+        with beating, concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(lambda pair: self.run_item(pair[0], pair[1], recorder), items))
         return self.result(outcomes)
 
@@ -300,7 +335,8 @@ class BatchRunner(object):
             self.module.params = dict(params, **item_params)
             return self.driver_class(self.module).run()
         key = str(_key_of(item_params, self.key)).lower()
-        outcome = self.run_item(key, item_params, recorder)
+        with recorder.heartbeat([key]):
+            outcome = self.run_item(key, item_params, recorder)
         if outcome['failed']:
             details = dict((k, v) for k, v in outcome.items() if k not in ('failed', 'changed', 'msg'))
             raise KvmhostError(outcome['msg'], **details)

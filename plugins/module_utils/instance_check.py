@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import socket
+import time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
@@ -37,12 +38,14 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_images 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
     LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.resource_audit import read_meminfo
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore, claim_is_stale, utcnow
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import check_vif_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import domain_drift, parse_xml
 
 ACTIONS = ('boot', 'rebuild', 'delete')
+MAX_CLAIM_WAIT = 3600
+CLAIM_POLL_INTERVAL = 1.0
 REBUILD_TASK_STATES = ('rebuilding', 'rebuild_block_device_mapping', 'rebuild_spawning')
 PORTAL_TIMEOUT = 3.0
 # What a new instance's directory needs besides its base images (overlays, libvirt.xml, console log).
@@ -143,8 +146,10 @@ def probe_portal(portal, timeout=PORTAL_TIMEOUT):
 class InstanceCheckDriver(ModuleDriver):
     """instance_check: the checks of one run, read-only; refusals fail the module, every one named."""
 
-    def __init__(self, module, connection=None, runner=None, meminfo=None, statvfs=os.statvfs):
+    def __init__(self, module, connection=None, runner=None, meminfo=None, statvfs=os.statvfs, clock=time.monotonic,
+                 sleep=time.sleep):
         super().__init__(module)
+        self.clock, self.sleep = clock, sleep
         if connection is None:
             require_libvirt(module)
         self.connection = connection or LibvirtConnection(self.params['libvirt_uri'])
@@ -183,6 +188,8 @@ class InstanceCheckDriver(ModuleDriver):
             if outcome is not None:
                 outcome['msg'] = '; '.join(filter(None, [outcome.get('msg'), refusal['reason']]))
                 outcome['failed'] = True
+        if not self.refusals and params.get('claim'):
+            self.claim([uuid for uuid, _name, _spec in checked], checked)
         self.connection.close()
         result = {'changed': False, 'results': results, 'host': self.host,
                   'refusals': [refusal['msg'] for refusal in self.refusals]}
@@ -190,6 +197,53 @@ class InstanceCheckDriver(ModuleDriver):
             raise KvmhostError('%d check(s) refused, nothing was changed: %s' % (
                 len(self.refusals), '; '.join(result['refusals'])), **result)
         return result
+
+    # ------------------------------------------------------------ the run's claim
+    def claim(self, uuids, checked):
+        """Claim the run's instances for its request id, waiting up to claim_wait seconds for another run's.
+
+        In check mode nothing is claimed; an instance another live run has is refused all the same.
+        """
+        request_id = self.params['claim']['request_id']
+        wait = self.params['claim_wait']
+        if not 0 <= wait <= MAX_CLAIM_WAIT:
+            self.refuse('must be 0 to %d seconds, got %d' % (MAX_CLAIM_WAIT, wait), field='claim_wait')
+            return
+        deadline = self.clock() + wait
+        pending = list(uuids)
+        held = {}
+        while True:
+            store = StateStore.open(self.params['state_db'], readonly=self.check_mode)
+            if store is None:  # check mode, no store yet: nobody has anything
+                pending = []
+                break
+            with store:
+                for uuid in list(pending):
+                    if self.check_mode:
+                        holder = store.get_claim(uuid)
+                        if holder is not None and (holder['request_id'] == request_id
+                                                   or claim_is_stale(holder, utcnow())):
+                            holder = None
+                    else:
+                        holder = store.claim(uuid, request_id, self.params['action'])
+                    if holder is None:
+                        pending.remove(uuid)
+                        held.pop(uuid, None)
+                    else:
+                        held[uuid] = holder
+            if not pending or self.clock() >= deadline or self.check_mode:
+                break
+            self.sleep(CLAIM_POLL_INTERVAL)
+        if pending and not self.check_mode:
+            with StateStore.open(self.params['state_db']) as store:
+                store.release(request_id)  # all or nothing: the run does not start
+        for uuid in pending:
+            holder = held[uuid]
+            self.refuse('another run on this host has it: request %s (%s) since %s, last heard from at %s; waited %d s'
+                        % (holder['request_id'], holder['action'], holder['claimed_at'], holder['heartbeat_at'], wait),
+                        uuid, _name(checked, uuid), 'uuid')
+        if not pending:
+            self.host['claimed'] = [] if self.check_mode else list(uuids)
 
     # ------------------------------------------------------------ the host
     def check_host(self, checked):

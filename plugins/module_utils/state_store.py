@@ -27,7 +27,9 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import Kv
 
 # 'KVMH': marks a file as ours, so a store path that points at some other SQLite file fails.
 APPLICATION_ID = 0x4B564D48
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# A run's claim on an instance whose heartbeat is older than this is a dead run's (a killed ansible-playbook).
+CLAIM_STALE_SECONDS = 60
 DEFAULT_BUSY_TIMEOUT = 30.0
 DEFAULT_STATE_DB = '/var/lib/kvmhost/state.sqlite3'
 
@@ -100,7 +102,22 @@ MIGRATIONS = {
         "CREATE INDEX actions_by_instance ON actions (instance_uuid, start_time)",
         "CREATE INDEX audits_by_host ON compute_node_audits (host, audited_at)",
     ),
+    # Which run (request id) has an instance now: two runs on one host never work on one instance at once.
+    2: (
+        """CREATE TABLE claims (
+            instance_uuid TEXT PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL
+        )""",
+    ),
 }
+
+
+def claim_is_stale(claim, now, stale_after=CLAIM_STALE_SECONDS):
+    """Whether a claim's heartbeat is older than ``stale_after`` seconds at ``now`` (store timestamps)."""
+    return (to_datetime(now) - to_datetime(claim['heartbeat_at'])).total_seconds() > stale_after
 
 
 def utcnow():
@@ -398,6 +415,43 @@ class StateStore(object):
                 action['events'] = [_row_to_event(row) for row in self._conn.execute(
                     'SELECT * FROM action_events WHERE action_id = ? ORDER BY start_time, id', (action['id'],))]
         return actions
+
+    # ------------------------------------------------------------------ claims
+    def get_claim(self, uuid):
+        row = self._conn.execute('SELECT * FROM claims WHERE instance_uuid = ?', (uuid,)).fetchone()
+        return dict(row) if row is not None else None
+
+    def claim(self, uuid, request_id, action, now=None, stale_after=CLAIM_STALE_SECONDS):
+        """Claim the instance for the run ``request_id``. None when it is ours now, else the live claim of another run.
+
+        A claim whose heartbeat is older than ``stale_after`` seconds is a dead run's and is taken over.
+        """
+        now = now or utcnow()
+        with self.transaction() as conn:
+            row = conn.execute('SELECT * FROM claims WHERE instance_uuid = ?', (uuid,)).fetchone()
+            if row is not None and row['request_id'] != request_id and not claim_is_stale(row, now, stale_after):
+                return dict(row)
+            if row is not None and row['request_id'] == request_id:
+                conn.execute('UPDATE claims SET heartbeat_at = ? WHERE instance_uuid = ?', (now, uuid))
+            else:
+                conn.execute('INSERT OR REPLACE INTO claims (instance_uuid, request_id, action, claimed_at, heartbeat_at) '
+                             'VALUES (?, ?, ?, ?, ?)', (uuid, request_id, action, now, now))
+        return None
+
+    def heartbeat(self, request_id, uuids, now=None):
+        """The run ``request_id`` is alive: refresh its claims on ``uuids``."""
+        with self.transaction() as conn:
+            conn.executemany('UPDATE claims SET heartbeat_at = ? WHERE instance_uuid = ? AND request_id = ?',
+                             [(now or utcnow(), uuid, request_id) for uuid in uuids])
+
+    def release(self, request_id, uuids=None):
+        """Drop the claims of the run ``request_id`` (on ``uuids`` only, when given); returns the instances released."""
+        with self.transaction() as conn:
+            rows = conn.execute('SELECT instance_uuid FROM claims WHERE request_id = ?', (request_id,)).fetchall()
+            released = [row[0] for row in rows if uuids is None or row[0] in uuids]
+            conn.executemany('DELETE FROM claims WHERE instance_uuid = ? AND request_id = ?',
+                             [(uuid, request_id) for uuid in released])
+        return released
 
     # ------------------------------------------------------------------ audits
     def add_audit(self, host, data, now=None):

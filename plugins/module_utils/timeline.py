@@ -460,7 +460,8 @@ def file_diffs(plan):
 
 # -------------------------------------------------------------------- module
 class TimelineDriver(ModuleDriver):
-    """instance_timeline: reads the store (never writes it); with dest_dir, writes the timeline's files."""
+    """instance_timeline: reads the store; with dest_dir, writes the timeline's files; with release_claims,
+    drops the run's claims (the store's only write here)."""
 
     def run(self):
         request_id = self.params.get('request_id')
@@ -488,4 +489,12 @@ class TimelineDriver(ModuleDriver):
                              store_exists=store is not None)
         if self.diff_mode:
             result['diff'] = file_diffs(plan)
+        if self.params.get('release_claims'):
+            if request_id is None:
+                raise KvmhostError('release_claims needs the request id of the run', field='request_id')
+            result['released'] = []
+            if store is not None and not self.check_mode:
+                # Bookkeeping of the run, not a change of the host: changed stays what the files say.
+                with StateStore.open(self.params['state_db']) as writable:
+                    result['released'] = writable.release(request_id)
         return result

@@ -65,6 +65,28 @@ options:
     description: Whether the domains get a VNC console, as M(kvmhost.lifecycle.domain_xml) takes it.
     type: bool
     default: false
+  claim:
+    description:
+      - Once every check passed, claim the run's instances in the state store for the run's request id, so that a
+        second run on the host (another ansible-playbook on the same instances) cannot work on them at the same
+        time. The step modules given the same request id in their O(kvmhost.lifecycle.instance_shutdown#module:record)
+        refuse an instance another live run has, and keep the run's claims alive while they work (a heartbeat every
+        10 seconds); M(kvmhost.lifecycle.instance_timeline) with O(kvmhost.lifecycle.instance_timeline#module:release_claims)
+        releases them at the end. A claim whose heartbeat is older than 60 seconds is a dead run's (a killed
+        ansible-playbook) and is taken over.
+      - All or nothing - when an instance stays claimed by another run for O(claim_wait) seconds, the module releases
+        the claims it took and refuses that instance, naming the other run's request id.
+      - In check mode nothing is claimed; an instance that another live run has is refused all the same.
+    type: dict
+    suboptions:
+      request_id:
+        description: The run's request id.
+        type: str
+        required: true
+  claim_wait:
+    description: Seconds to wait, 0 to 3600, for instances another run has before refusing them.
+    type: int
+    default: 90
 '''
 
 EXAMPLES = r'''
@@ -131,6 +153,11 @@ host:
     memory_needed_mb: {description: The memory of the new instances., type: int, returned: unless O(action=delete)}
     disk_free_mb: {description: Free space in O(instances_path)., type: int, returned: unless O(action=delete)}
     disk_needed_mb: {description: What the new instances need there., type: int, returned: unless O(action=delete)}
+    claimed:
+      description: The instances claimed for O(claim.request_id) (empty in check mode).
+      type: list
+      elements: str
+      returned: when O(claim) is given and every check passed
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
@@ -144,6 +171,8 @@ ARGUMENT_SPEC = argument_specs.merged(
     action=dict(type='str', choices=list(ACTIONS), required=True),
     virt_type=dict(type='str', choices=list(VIRT_TYPES), default='kvm'),
     vnc=dict(type='bool', default=False),
+    claim=dict(type='dict', options=dict(request_id=dict(type='str', required=True))),
+    claim_wait=dict(type='int', default=90),
 )
 
 

@@ -19,7 +19,8 @@ description:
   - Files are written atomically with mode C(0644), and only when their content differs. The timeline's
     C(generated_at) is the latest time recorded in its actions and events, not the current time, so a rerun
     over the same store content changes nothing.
-  - Never writes the state store; a missing store file reads as an empty timeline and is not created.
+  - Never writes the state store except to release a run's claims (O(release_claims)); a missing store file reads
+    as an empty timeline and is not created.
   - An instance's result is C(Error) when any step failed, C(In progress) while its action or a step has no
     finish time, else C(Success).
 author:
@@ -58,6 +59,13 @@ options:
     elements: str
     choices: [json, html]
     default: [json, html]
+  release_claims:
+    description:
+      - The run's last step - release the claims O(request_id) holds on its instances, taken by
+        M(kvmhost.lifecycle.instance_check) with its O(kvmhost.lifecycle.instance_check#module:claim) option, so that
+        the next run on the host need not wait for them. Needs O(request_id). Nothing is released in check mode.
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''
@@ -220,6 +228,11 @@ store_exists:
   description: Whether the state store file exists.
   returned: always
   type: bool
+released:
+  description: The instances whose claims of O(request_id) were released.
+  returned: when O(release_claims=true)
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
@@ -232,6 +245,7 @@ ARGUMENT_SPEC = argument_specs.merged(
     uuids=dict(type='list', elements='str'),
     dest_dir=dict(type='path'),
     formats=dict(type='list', elements='str', choices=list(FORMATS), default=list(FORMATS)),
+    release_claims=dict(type='bool', default=False),
 )
 
 

@@ -375,26 +375,39 @@ def test_rebuild_of_a_spec_wrong_on_its_face_never_shuts_the_instance_down(
     assert record['updated_at'] == record_before['updated_at']
 
 
-def kill_at_event(process, state_db, uuid, event, result=None, timeout=180):
-    """Fault injection: SIGKILL the playbook's process group once ``event`` of the instance's newest action is
-    in the state store (finished with ``result`` when given). The store is read read-only, as a poller would."""
+def wait_for_event(process, state_db, uuid, event, result=None, timeout=180):
+    """Wait until ``event`` of the instance's newest action is in the state store (finished with ``result`` when
+    given), while the playbook ``process`` runs. The store is read read-only, as a poller would."""
     deadline = time.monotonic() + timeout
     query = ('SELECT e.result FROM action_events e JOIN actions a ON a.id = e.action_id WHERE a.instance_uuid = ? '
              'AND e.event = ? AND a.id = (SELECT MAX(id) FROM actions WHERE instance_uuid = ?)')
+    while True:
+        assert process.poll() is None, 'the run ended (rc %s) before %s' % (process.returncode, event)
+        assert time.monotonic() < deadline, 'no %s event after %d s' % (event, timeout)
+        conn = sqlite3.connect('file:%s?mode=ro' % state_db, uri=True, timeout=5)
+        try:
+            row = conn.execute(query, (uuid, event, uuid)).fetchone()
+        except sqlite3.OperationalError:  # busy, or no table yet: try again
+            row = None
+        finally:
+            conn.close()
+        if row is not None and (result is None or row[0] == result):
+            return
+        time.sleep(0.02)
+
+
+def count_actions(state_db, uuid):
+    conn = sqlite3.connect('file:%s?mode=ro' % state_db, uri=True, timeout=5)
     try:
-        while True:
-            assert process.poll() is None, 'the run ended (rc %s) before %s' % (process.returncode, event)
-            assert time.monotonic() < deadline, 'no %s event after %d s' % (event, timeout)
-            conn = sqlite3.connect('file:%s?mode=ro' % state_db, uri=True, timeout=5)
-            try:
-                row = conn.execute(query, (uuid, event, uuid)).fetchone()
-            except sqlite3.OperationalError:  # busy: try again
-                row = None
-            finally:
-                conn.close()
-            if row is not None and (result is None or row[0] == result):
-                return
-            time.sleep(0.02)
+        return conn.execute('SELECT COUNT(*) FROM actions WHERE instance_uuid = ?', (uuid,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def kill_at_event(process, state_db, uuid, event, result=None, timeout=180):
+    """Fault injection: SIGKILL the playbook's process group at ``event`` (see wait_for_event)."""
+    try:
+        wait_for_event(process, state_db, uuid, event, result, timeout)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the group this test started, and only it
         process.wait(timeout=60)
@@ -404,7 +417,7 @@ def test_rebuild_killed_after_spawning_is_finished_not_rebuilt_again(host, main_
                                                                      demo_images, demo_console, libvirt_conn,
                                                                      tmp_path):
     directory = host.directory(main_instance)
-    host.specs[main_instance]['image'] = image_spec(demo_images, 'demo-guest-v1')  # back from v2
+    host.specs[main_instance]['image'] = image_spec(demo_images, 'demo-guest-v1')  # a new root of the same image
     log = tmp_path / 'killed-after-spawning.log'
     with open(str(log), 'w') as output:
         process = host.start('rebuild', output, {'kvmhost_rebuild_uuids': [main_instance]})
@@ -434,19 +447,50 @@ def test_rebuild_killed_after_spawning_is_finished_not_rebuilt_again(host, main_
     assert record['image']['id'] == 'demo-guest-v1'
 
 
+def test_a_second_run_on_the_same_instance_waits_then_is_refused(
+        host, main_instance, main_first_boot, demo_images, tmp_path):
+    host.specs[main_instance]['image'] = image_spec(demo_images, 'demo-guest-v2')
+    actions_before = count_actions(host.state_db, main_instance)
+    log = tmp_path / 'first-run.log'
+    with open(str(log), 'w') as output:
+        first = host.start('rebuild', output, {'kvmhost_rebuild_uuids': [main_instance]})
+        try:
+            wait_for_event(first, host.state_db, main_instance, 'shutdown_instance')
+            started = time.monotonic()
+            second = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance], 'kvmhost_claim_wait': 3})
+            waited = time.monotonic() - started
+        finally:
+            first.wait(timeout=300)
+    assert first.returncode == 0, log.read_text()[-3000:]
+    # The second run waited for the claim (3 s), then refused the instance, naming the first run; it changed nothing.
+    assert second.returncode != 0 and second.recap['changed'] == 0, str(second)
+    assert re.search(r'%s \(%s\): uuid: another run on this host has it: request req-[0-9a-f-]+ \(rebuild\) since '
+                     % (re.escape(host.specs[main_instance]['name']), main_instance), second.flat), str(second)
+    assert waited >= 3 and second.timelines == []
+    # Only the first run recorded anything: one new action.
+    assert count_actions(host.state_db, main_instance) == actions_before + 1
+    record = host.record(main_instance)
+    assert (record['vm_state'], record['task_state'], record['image']['id']) == ('active', None, 'demo-guest-v2')
+    # Its claims were released at its end: the next run does not wait (claim_wait 0) and changes nothing.
+    third = host.play('boot', {'kvmhost_boot_uuids': [main_instance], 'kvmhost_claim_wait': 0})
+    assert third.returncode == 0 and third.recap['changed'] == 0, str(third)
+
+
 def test_rebuild_in_check_mode_predicts_the_steps_and_changes_nothing(
         host, main_instance, main_first_boot, demo_images, libvirt_conn):
     directory = host.directory(main_instance)
     dom_id = domain_of(libvirt_conn, main_instance).ID()
     record_before = host.record(main_instance)
-    onto = dict(host.specs[main_instance], image=image_spec(demo_images, 'demo-guest-v2'))
+    current = record_before['image']['id']
+    other = 'demo-guest-v1' if current == 'demo-guest-v2' else 'demo-guest-v2'
+    onto = dict(host.specs[main_instance], image=image_spec(demo_images, other))
     host.write_inventory({main_instance: onto})
     returncode, output = run_playbook('playbooks/rebuild.yml', {'kvmhost_rebuild_uuids': [main_instance]},
                                       check=True, diff=True, inventory=host.inventory)
     run = Run(returncode, output, [])
     assert returncode == 0 and run.recap['failed'] == 0 and run.recap['changed'] > 0, output[-4000:]
     # The domain's diff is the drift the check found (the image of its metadata), with the restart it needs.
-    assert "root/@uuid:" in run.flat and "''demo-guest-v2'' wanted, ''demo-guest-v1'' defined" in run.flat, output[-4000:]
+    assert "root/@uuid:" in run.flat and "''%s'' wanted, ''%s'' defined" % (other, current) in run.flat, output[-4000:]
     assert '+ restart_required: true' in run.flat, output[-4000:]
     assert domain_of(libvirt_conn, main_instance).ID() == dom_id
     assert os.path.isdir(directory) and not os.path.exists(directory + '_del')

@@ -178,6 +178,18 @@ def test_an_instance_without_a_record_fails_alone(store_path):
     assert 'never booted here' in result['failed_instances'][other]
 
 
+def test_an_instance_another_live_run_has_is_refused_and_the_runs_claims_are_kept_alive(store_path):
+    with StateStore.open(store_path) as store:
+        assert store.claim(B, 'req-other', 'rebuild') is None
+        assert store.claim(A, 'req-1', 'rebuild', now='2026-12-02T10:00:00.000000Z') is None
+    result = run(FakeModule(instances=[{'uuid': A}, {'uuid': B}], state_db=store_path, record=record()))
+    assert result['succeeded'] == [A]
+    assert 'is in request req-other (rebuild) of another run on this host' in result['failed_instances'][B]
+    with StateStore.open(store_path) as store:
+        assert store.get_claim(A)['heartbeat_at'] > '2026-12-02T10:00:00.000000Z'  # the step's heartbeat
+        assert store.get_action(B, 'req-1') is None  # nothing recorded for the other run's instance
+
+
 def test_one_instance_with_today_options_returns_its_own_result():
     result = BatchRunner(FakeModule(uuid=A), SleepDriver, ITEM_SPEC, 'uuid').run()
     assert result['seen'] == A and 'results' not in result

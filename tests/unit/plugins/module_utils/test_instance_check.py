@@ -282,3 +282,34 @@ def test_a_killed_rebuild_whose_new_domain_runs_is_resumable(tmp_path, task_stat
     connection = FakeConnection([FakeDomain('instance-00000001', UUID_A, defined, running)])
     result = driver(tmp_path, [instance], connection=connection, action='rebuild').run()
     assert result['host']['resumable'] == expected
+
+
+class FakeClock(object):
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_the_run_claims_its_instances_all_or_nothing(tmp_path):
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        assert store.claim(UUID_B, 'req-other', 'rebuild') is None  # another live run has web-2
+    clock = FakeClock()
+    run = driver(tmp_path, [spec(), spec(uuid=UUID_B, name='web-2', port=PORT_B, mac='fa:16:3e:00:00:02')],
+                 claim={'request_id': 'req-mine'}, claim_wait=5)
+    run.clock, run.sleep = clock, clock.sleep
+    found = refusals(run)
+    assert len(found) == 1 and found[0].startswith('web-2 (%s): uuid: another run on this host has it: request '
+                                                   'req-other (rebuild) since ' % UUID_B), found
+    assert found[0].endswith('; waited 5 s') and clock.now >= 5
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        assert store.get_claim(UUID_A) is None  # released: the run does not start
+        store.release('req-other')
+    result = driver(tmp_path, [spec()], claim={'request_id': 'req-mine'}, claim_wait=5).run()
+    assert result['host']['claimed'] == [UUID_A]
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        assert store.get_claim(UUID_A)['request_id'] == 'req-mine'

@@ -172,3 +172,19 @@ def test_readonly_open_of_a_file_not_yet_migrated_reads_as_empty(db_path):
     # A writer creates the file before it takes the lock to migrate: a reader in between sees no schema.
     os.close(os.open(db_path, os.O_CREAT | os.O_WRONLY, 0o600))
     assert StateStore.open(db_path, readonly=True) is None
+
+
+def test_claims_keep_two_runs_apart_and_a_dead_runs_claim_is_taken_over(db_path):
+    with StateStore.open(db_path) as store:
+        assert store.claim('u-1', 'req-a', 'rebuild', now='2026-12-02T10:00:00.000000Z') is None
+        assert store.claim('u-1', 'req-a', 'rebuild', now='2026-12-02T10:00:05.000000Z') is None  # ours: refreshed
+        held = store.claim('u-1', 'req-b', 'boot', now='2026-12-02T10:00:30.000000Z')
+        assert (held['request_id'], held['action']) == ('req-a', 'rebuild')
+        assert held['claimed_at'] == '2026-12-02T10:00:00.000000Z'
+        store.heartbeat('req-a', ['u-1'], now='2026-12-02T10:00:50.000000Z')
+        assert store.claim('u-1', 'req-b', 'boot', now='2026-12-02T10:01:45.000000Z')['request_id'] == 'req-a'
+        # Silent for more than 60 seconds: a dead run (killed ansible-playbook); the claim is taken over.
+        assert store.claim('u-1', 'req-b', 'boot', now='2026-12-02T10:01:51.000000Z') is None
+        assert store.get_claim('u-1')['request_id'] == 'req-b'
+        assert store.release('req-a') == []
+        assert store.release('req-b') == ['u-1'] and store.get_claim('u-1') is None
