@@ -285,7 +285,13 @@ class InstanceCheckDriver(ModuleDriver):
             self.host['next_local_id'] = 1
             return {}, {}
         try:
-            with StateStore.open(path, readonly=True) as store:
+            # Outside check mode the run writes the store anyway (its claims): open it so, which migrates an
+            # older schema first.
+            store = StateStore.open(path, readonly=self.check_mode)
+            if store is None:  # made by a writer that has not migrated it yet: empty so far
+                self.host['next_local_id'] = 1
+                return {}, {}
+            with store:
                 run = set(uuid for uuid, _name_, _spec in checked)
                 records, others = {}, {}
                 for record in store.list_instances(include_deleted=True):

@@ -12,6 +12,7 @@ import collections
 import copy
 import json
 import socket
+import sqlite3
 
 import pytest
 
@@ -186,7 +187,7 @@ def driver(tmp_path, instances, connection=None, runner=None, available_mb=4096,
     instances_path = tmp_path / 'instances'
     instances_path.mkdir(exist_ok=True)
     values = dict(PARAMS, instances=instances, libvirt_uri='qemu:///system', state_db=str(tmp_path / 'state.db'),
-                  instances_path=str(instances_path))
+                  instances_path=str(instances_path), claim=None, claim_wait=90)
     values.update(params)
     return InstanceCheckDriver(
         Module(values), connection=connection or FakeConnection(), runner=runner or FakeRunner(),
@@ -313,3 +314,14 @@ def test_the_run_claims_its_instances_all_or_nothing(tmp_path):
     assert result['host']['claimed'] == [UUID_A]
     with StateStore.open(str(tmp_path / 'state.db')) as store:
         assert store.get_claim(UUID_A)['request_id'] == 'req-mine'
+
+
+def test_a_store_of_the_previous_schema_is_migrated_not_refused(tmp_path):
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        store.save_instance(UUID_B, {'name': 'web-2'})
+    conn = sqlite3.connect(str(tmp_path / 'state.db'), isolation_level=None)
+    conn.execute('DROP TABLE claims')
+    conn.execute('PRAGMA user_version = 1')
+    conn.close()
+    result = driver(tmp_path, [spec()], claim={'request_id': 'req-1'}).run()
+    assert result['host']['next_local_id'] == 2 and result['host']['claimed'] == [UUID_A]
