@@ -32,7 +32,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import KNOWN_ERRORS, StepRecord, describe_error
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
-    ACTIONS, TASK_STATES, VM_STATES, StateStore, claim_is_stale, utcnow)
+    ACTIONS, TASK_STATES, VM_STATES, StateStore, utcnow)
 
 MAX_CONCURRENCY = 64
 # Seconds between the heartbeats a step sends for the run's claims (see instance_check's claim option).
@@ -180,8 +180,8 @@ class Recorder(object):
             if store.get_instance(uuid) is None:
                 raise KvmhostError('instance %s has no record on this host (in %s): it was never booted here'
                                    % (uuid, self.path), field='record')
-            claim = store.get_claim(uuid)
-            if claim is not None and claim['request_id'] != record['request_id'] and not claim_is_stale(claim, utcnow()):
+            claim = store.other_run_claim(uuid, record['request_id'])
+            if claim is not None:
                 raise KvmhostError('instance %s is in request %s (%s) of another run on this host since %s'
                                    % (uuid, claim['request_id'], claim['action'], claim['claimed_at']),
                                    field='record.request_id')

@@ -36,9 +36,9 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.firewall_rules i
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.image_cache import ImageCache, image_base_name, parse_source
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_images import check_flavor, check_image
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
-    LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, require_libvirt)
+    LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, domains_by_local_id, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.resource_audit import read_meminfo
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore, claim_is_stale, utcnow
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import check_vif_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import domain_drift, parse_xml
@@ -52,10 +52,6 @@ PORTAL_TIMEOUT = 3.0
 DISK_MARGIN_MB = 64
 MEMORY_MARGIN_MB = 64
 _SPEC_VALIDATOR = ArgumentSpecValidator(argument_specs.INSTANCE)
-
-
-class Refusal(KvmhostError):
-    """A check that failed, for one instance (``uuid``) or for the host."""
 
 
 def _scoped(prefix, call, *args):
@@ -179,7 +175,9 @@ class InstanceCheckDriver(ModuleDriver):
             for exc in errors:
                 self.refuse(exc.msg, label, name, exc.field)
             results.append({'uuid': label, 'name': name, 'failed': False})
-            if validated is not None:
+            # The host is checked for the specs that passed their own checks: a refused part (a source that is
+            # no URL) is not read again.
+            if validated is not None and not errors:
                 checked.append((uuid, name, validated))
         self.check_host(checked)
         by_uuid = dict((result['uuid'], result) for result in results)
@@ -220,10 +218,7 @@ class InstanceCheckDriver(ModuleDriver):
             with store:
                 for uuid in list(pending):
                     if self.check_mode:
-                        holder = store.get_claim(uuid)
-                        if holder is not None and (holder['request_id'] == request_id
-                                                   or claim_is_stale(holder, utcnow())):
-                            holder = None
+                        holder = store.other_run_claim(uuid, request_id)
                     else:
                         holder = store.claim(uuid, request_id, self.params['action'])
                     if holder is None:
@@ -261,12 +256,13 @@ class InstanceCheckDriver(ModuleDriver):
         self.host['libvirt_uri'] = params['libvirt_uri']
         if action == 'delete':
             return
-        self._check_names(conn, checked, records)
+        listed = conn.listAllDomains(0)
+        self._check_names(domains_by_local_id(listed), checked, records)
         if action == 'rebuild':
             self._find_resumable(checked, records)
         self._check_network(checked)
         self._check_portals(checked)
-        self._check_resources(conn, checked, records)
+        self._check_resources(checked, records, set(domain.UUIDString().lower() for domain in listed))
 
     def _check_paths(self, action):
         path = self.params['instances_path']
@@ -305,28 +301,29 @@ class InstanceCheckDriver(ModuleDriver):
             self.refuse(describe_error(exc) if not isinstance(exc, KvmhostError) else exc.msg, field='state_db')
             return {}, {}
 
-    def _check_names(self, conn, checked, records):
+    def _check_names(self, holders, checked, records):
         """The domain name of each recorded instance's local id must not be another domain's.
 
-        A new record skips the ids whose names other domains have (instance_record does), so the names
-        of new instances are free by construction; the ids they will get are returned in ``local_ids``.
+        ``holders`` is {local id: domain UUID}. A new record skips the ids whose names other domains have
+        (instance_record does), so the names of new instances are free by construction; ``local_ids`` holds
+        the ids they are expected to get, in the run's order (records made concurrently may take them in
+        another order).
         """
-        names = dict((domain.name(), domain.UUIDString().lower()) for domain in conn.listAllDomains(0))
         next_id = self.host.get('next_local_id', 1)
         local_ids = {}
         for uuid, name, _spec in checked:
             record = records.get(uuid)
             if record is None:
-                while names.get(domain_name(next_id)) not in (None, uuid):
+                while holders.get(next_id) not in (None, uuid):
                     next_id += 1
                 local_ids[uuid], next_id = next_id, next_id + 1
                 continue
             local_ids[uuid] = record['local_id']
-            wanted = domain_name(record['local_id'])
-            holder = names.get(wanted)
+            holder = holders.get(record['local_id'])
             if holder is not None and holder != uuid:
                 self.refuse('its local id %d names the domain %s, which libvirt has for another instance, %s '
-                            '(another state store on this host?)' % (record['local_id'], wanted, holder),
+                            '(another state store on this host?)' % (record['local_id'],
+                                                                     domain_name(record['local_id']), holder),
                             uuid, name, 'uuid')
         self.host['local_ids'] = local_ids
 
@@ -405,13 +402,10 @@ class InstanceCheckDriver(ModuleDriver):
                     self.refuse(answers[portal], uuid, name, field)
         self.host['portals'] = portals
 
-    def _check_resources(self, conn, checked, records):
-        """Memory for the instances this run starts anew, disk for their bases and directories."""
-        new = []
-        for uuid, name, spec in checked:
-            if uuid in records or self.connection.domain_by_uuid(uuid) is not None:
-                continue
-            new.append((uuid, name, spec))
+    def _check_resources(self, checked, records, domains):
+        """Memory for the instances this run starts anew (no record, no domain), disk for their bases and
+        directories."""
+        new = [(uuid, name, spec) for uuid, name, spec in checked if uuid not in records and uuid not in domains]
         meminfo = self.meminfo()
         available_mb = meminfo.get('MemAvailable', meminfo.get('MemFree', 0)) // 1024
         needed_mb = sum(spec['flavor']['memory_mb'] for _uuid, _name, spec in new)

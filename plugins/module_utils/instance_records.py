@@ -12,12 +12,11 @@ twice changes nothing the second time.
 from __future__ import annotations
 
 import copy
-import re
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
-    RUNNING, LibvirtConnection, require_libvirt)
+    RUNNING, LibvirtConnection, domains_by_local_id, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
     EVENT_RESULTS, LazyStore, StateStore, canonical_json, parse_timestamp, utcnow)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import (
@@ -213,9 +212,6 @@ def read_snapshot(path, uuid, params):
         return Snapshot.read(store, uuid, action.get('request_id'), event.get('name'))
 
 
-_DOMAIN_NAME_RE = re.compile(r'instance-([0-9a-f]{8})')
-
-
 class RecordDriver(ModuleDriver):
     """The instance_record module: plan against a read-only snapshot, write only on apply."""
 
@@ -254,17 +250,12 @@ class RecordDriver(ModuleDriver):
         self.params['power_state'] = live['power_state']
 
     def taken_local_ids(self, uuid):
-        """The local ids whose domain names (instance-%08x) other domains of the host already have.
-
-        Another state store on the host (or a domain made by hand) may hold the name a new record's id
-        would give: the new record skips it rather than fail at define.
-        """
+        """The local ids whose domain names (instance-%08x) other domains of the host already have."""
         require_libvirt(self.module)
         connection = LibvirtConnection(self.params['libvirt_uri'])
         try:
-            return frozenset(int(match.group(1), 16) for match in (
-                _DOMAIN_NAME_RE.fullmatch(domain.name()) for domain in connection.conn.listAllDomains(0)
-                if domain.UUIDString().lower() != uuid) if match)
+            return frozenset(local_id for local_id, holder in domains_by_local_id(connection.conn.listAllDomains(0)).items()
+                             if holder != uuid)
         finally:
             connection.close()
 

@@ -6,6 +6,7 @@ and Nova's mapping of libvirt states to power_state codes."""
 
 from __future__ import annotations
 
+import re
 import traceback
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
@@ -86,6 +87,23 @@ class LibvirtConnection(object):
         return {'found': True, 'name': domain.name(), 'id': domain_id if domain_id >= 0 else None,
                 'libvirt_state': LIBVIRT_STATE_NAMES.get(state, 'unknown'),
                 'power_state': LIBVIRT_TO_POWER_STATE.get(state, NOSTATE)}
+
+
+_DOMAIN_NAME_RE = re.compile(r'instance-([0-9a-f]{8})')
+
+
+def domains_by_local_id(domains):
+    """{local id: domain UUID} of the ``domains`` (virDomain, from listAllDomains) named instance-%08x.
+
+    Another state store on the host (or a domain made by hand) may hold the name a new record's id would
+    give: a new record skips those ids, and a recorded instance whose name another domain has is refused.
+    """
+    found = {}
+    for domain in domains:
+        match = _DOMAIN_NAME_RE.fullmatch(domain.name())
+        if match:
+            found[int(match.group(1), 16)] = domain.UUIDString().lower()
+    return found
 
 
 def power_sync(record, vm_power_state):

@@ -115,9 +115,11 @@ MIGRATIONS = {
 }
 
 
-def claim_is_stale(claim, now, stale_after=CLAIM_STALE_SECONDS):
-    """Whether a claim's heartbeat is older than ``stale_after`` seconds at ``now`` (store timestamps)."""
-    return (to_datetime(now) - to_datetime(claim['heartbeat_at'])).total_seconds() > stale_after
+def held_by_another_run(claim, request_id, now, stale_after=CLAIM_STALE_SECONDS):
+    """Whether ``claim`` (a claims row, or None) is another run's than ``request_id`` and alive at ``now``: its
+    heartbeat at most ``stale_after`` seconds old. An older one is a dead run's (a killed ansible-playbook)."""
+    return (claim is not None and claim['request_id'] != request_id
+            and (to_datetime(now) - to_datetime(claim['heartbeat_at'])).total_seconds() <= stale_after)
 
 
 def utcnow():
@@ -421,6 +423,11 @@ class StateStore(object):
         row = self._conn.execute('SELECT * FROM claims WHERE instance_uuid = ?', (uuid,)).fetchone()
         return dict(row) if row is not None else None
 
+    def other_run_claim(self, uuid, request_id, now=None):
+        """The live claim another run than ``request_id`` has on the instance, or None."""
+        claim = self.get_claim(uuid)
+        return claim if held_by_another_run(claim, request_id, now or utcnow()) else None
+
     def claim(self, uuid, request_id, action, now=None, stale_after=CLAIM_STALE_SECONDS):
         """Claim the instance for the run ``request_id``. None when it is ours now, else the live claim of another run.
 
@@ -429,7 +436,7 @@ class StateStore(object):
         now = now or utcnow()
         with self.transaction() as conn:
             row = conn.execute('SELECT * FROM claims WHERE instance_uuid = ?', (uuid,)).fetchone()
-            if row is not None and row['request_id'] != request_id and not claim_is_stale(row, now, stale_after):
+            if held_by_another_run(row, request_id, now, stale_after):
                 return dict(row)
             if row is not None and row['request_id'] == request_id:
                 conn.execute('UPDATE claims SET heartbeat_at = ? WHERE instance_uuid = ?', (now, uuid))
@@ -444,13 +451,12 @@ class StateStore(object):
             conn.executemany('UPDATE claims SET heartbeat_at = ? WHERE instance_uuid = ? AND request_id = ?',
                              [(now or utcnow(), uuid, request_id) for uuid in uuids])
 
-    def release(self, request_id, uuids=None):
-        """Drop the claims of the run ``request_id`` (on ``uuids`` only, when given); returns the instances released."""
+    def release(self, request_id):
+        """Drop the claims of the run ``request_id``; returns the instances released."""
         with self.transaction() as conn:
-            rows = conn.execute('SELECT instance_uuid FROM claims WHERE request_id = ?', (request_id,)).fetchall()
-            released = [row[0] for row in rows if uuids is None or row[0] in uuids]
-            conn.executemany('DELETE FROM claims WHERE instance_uuid = ? AND request_id = ?',
-                             [(uuid, request_id) for uuid in released])
+            released = [row[0] for row in conn.execute('SELECT instance_uuid FROM claims WHERE request_id = ? '
+                                                       'ORDER BY instance_uuid', (request_id,))]
+            conn.execute('DELETE FROM claims WHERE request_id = ?', (request_id,))
         return released
 
     # ------------------------------------------------------------------ audits

@@ -467,6 +467,8 @@ class TimelineDriver(ModuleDriver):
         request_id = self.params.get('request_id')
         if request_id is not None:
             check_token(request_id, 'request_id')
+        elif self.params.get('release_claims'):
+            raise KvmhostError('release_claims needs the request id of the run', field='request_id')
         uuids = self.params.get('uuids')
         if uuids is not None:
             uuids = [check_uuid(uuid, 'uuids') for uuid in uuids]
@@ -490,8 +492,6 @@ class TimelineDriver(ModuleDriver):
         if self.diff_mode:
             result['diff'] = file_diffs(plan)
         if self.params.get('release_claims'):
-            if request_id is None:
-                raise KvmhostError('release_claims needs the request id of the run', field='request_id')
             result['released'] = []
             if store is not None and not self.check_mode:
                 # Bookkeeping of the run, not a change of the host: changed stays what the files say.

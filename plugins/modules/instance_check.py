@@ -130,7 +130,9 @@ host:
     libvirt_uri: {description: The libvirt URI that answered., type: str, returned: when libvirt answered}
     next_local_id: {description: The local id the state store gives the next new record., type: int}
     local_ids:
-      description: Each instance's local id, the one its record has or the one a new record will get.
+      description:
+        - Each instance's local id, the one its record has or the one a new record is expected to get (in the order
+          of O(instances); records made concurrently may take the new ids in another order).
       type: dict
       returned: when libvirt answered, unless O(action=delete)
     ovs_bridges: {description: The OVS bridges the VIFs need., type: list, elements: str, returned: when a VIF needs one}

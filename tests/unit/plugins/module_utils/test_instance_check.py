@@ -325,3 +325,13 @@ def test_a_store_of_the_previous_schema_is_migrated_not_refused(tmp_path):
     conn.close()
     result = driver(tmp_path, [spec()], claim={'request_id': 'req-1'}).run()
     assert result['host']['next_local_id'] == 2 and result['host']['claimed'] == [UUID_A]
+
+
+def test_a_refused_spec_is_not_read_again_by_the_host_checks(tmp_path):
+    # A new instance whose source is no URL: its refusal stands with the others, the disk check does not
+    # parse the source again (it used to raise there and hide every other refusal).
+    bad = spec(image_source='ftp://images.example/guest.qcow2')
+    other = spec(uuid=UUID_B, name='web-2', port=PORT_B, mac='fa:16:3e:00:00:02')
+    found = refusals(driver(tmp_path, [bad, other], runner=FakeRunner(bridges=())))
+    assert found == ["web-1 (%s): image.source: URL scheme 'ftp' is not supported: use http, https or file" % UUID_A,
+                     'web-2 (%s): vifs[0].bridge: the Open vSwitch bridge br-int does not exist' % UUID_B]

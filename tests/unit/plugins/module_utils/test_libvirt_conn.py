@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
-    CRASHED, LIBVIRT_TO_POWER_STATE, NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED, power_sync)
+    CRASHED, LIBVIRT_TO_POWER_STATE, NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED, domains_by_local_id, power_sync)
 
 
 def test_libvirt_states_map_as_nova_maps_them():
@@ -38,3 +38,20 @@ def test_power_sync_follows_nova(vm_state, task_state, db_state, vm_power, drift
 def test_missing_domain_of_an_active_instance_is_explained():
     result = power_sync({'vm_state': 'active', 'task_state': None, 'power_state': RUNNING}, NOSTATE)
     assert 'unexpectedly not found' in result['message']
+
+
+class NamedDomain(object):
+    def __init__(self, name, uuid):
+        self._name, self._uuid = name, uuid
+
+    def name(self):
+        return self._name
+
+    def UUIDString(self):
+        return self._uuid
+
+
+def test_domains_by_local_id_reads_only_the_names_local_ids_give():
+    domains = [NamedDomain('instance-0000000a', 'AAAA'), NamedDomain('instance-1', 'bbbb'),
+               NamedDomain('web', 'cccc'), NamedDomain('instance-0000000b-x', 'dddd')]
+    assert domains_by_local_id(domains) == {10: 'aaaa'}
