@@ -240,21 +240,48 @@ def describe_fetch_error(exc):
     return str(exc) or type(exc).__name__
 
 
+def expected_length(stream):
+    """The body length an http(s) answer announced (Content-Length), else None (files, chunked answers)."""
+    headers = getattr(stream, 'headers', None)
+    value = headers.get('Content-Length') if headers is not None else None
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def copy_and_hash(stream, part_path, algorithm, source_display):
-    """Copy ``stream`` into a new 0600 file, returning the hex digest of what was written."""
+    """Copy ``stream`` into a new 0600 file, returning the hex digest of what was written.
+
+    A download that ends before the length its server announced is an error of the source (the connection
+    closed early), not a checksum mismatch. A write that fails (ENOSPC, EIO) names the instances path.
+    """
     digest = hashlib.new(algorithm)
+    announced = expected_length(stream)
+    received = 0
     fd = os.open(part_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, 'wb') as out:
         while True:
             try:
                 chunk = stream.read(CHUNK)
             except (URLError, HTTPException, OSError) as exc:
-                raise KvmhostError('reading %s failed: %s' % (source_display, describe_fetch_error(exc)),
-                                   field='image.source')
+                raise KvmhostError('reading %s failed after %d bytes: %s'
+                                   % (source_display, received, describe_fetch_error(exc)), field='image.source')
             if not chunk:
                 break
             digest.update(chunk)
-            out.write(chunk)
+            received += len(chunk)
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise KvmhostError('writing %s failed: %s' % (part_path, exc.strerror or exc), field='instances_path')
+        try:
+            out.flush()
+        except OSError as exc:
+            raise KvmhostError('writing %s failed: %s' % (part_path, exc.strerror or exc), field='instances_path')
+    if announced is not None and received != announced:
+        raise KvmhostError('reading %s failed: IncompleteRead, the connection closed after %d of the %d bytes '
+                           'announced' % (source_display, received, announced), field='image.source')
     return digest.hexdigest()
 
 

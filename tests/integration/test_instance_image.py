@@ -102,7 +102,11 @@ def mode(path):
 
 # --- the http server of URL sources ------------------------------------------------------------------
 class ImageServer(object):
-    """Serves the demo images on 127.0.0.1; logs each request; /slow/ never answers; answers can be delayed."""
+    """Serves the demo images on 127.0.0.1; logs each request; answers can be delayed.
+
+    /slow/<name> never answers; /cut/<name> sends the headers of the whole file and half its body, then closes
+    the connection; /stall/<name> sends the same half, then stops sending with the connection left open.
+    """
 
     def __init__(self):
         self.requests = []
@@ -116,8 +120,24 @@ class ImageServer(object):
                 if self.path.startswith('/slow/'):
                     server.stop.wait(30)
                     return
+                for mode in ('/cut/', '/stall/'):
+                    if self.path.startswith(mode):
+                        self.send_half(IMAGES / self.path[len(mode):], stall=mode == '/stall/')
+                        return
                 time.sleep(server.delay)
                 super().do_GET()
+
+            def send_half(self, path, stall):
+                data = path.read_bytes()
+                self.send_response(200)
+                self.send_header('Content-Type', 'application/octet-stream')
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
+                if stall:
+                    server.stop.wait(30)
+                self.close_connection = True
 
             def log_message(self, *args):  # pylint: disable=arguments-differ
                 pass
@@ -263,6 +283,9 @@ def test_concurrent_boots_fetch_an_http_image_once(instances, manifest, image_se
     ('missing.qcow2', 'HTTP 404'),
     ('slow/demo-guest-v1.qcow2', 'timed out'),
     ('closed-port', 'Connection refused'),
+    # The source stops mid-download: the connection closes early, or stays open and sends nothing more.
+    ('cut/demo-guest-v1.qcow2', 'IncompleteRead'),
+    ('stall/demo-guest-v1.qcow2', 'timed out'),
 ])
 def test_http_failures_are_bounded_and_leave_nothing(instances, manifest, image_server, where, words):
     if where == 'closed-port':
@@ -271,12 +294,49 @@ def test_http_failures_are_bounded_and_leave_nothing(instances, manifest, image_
             url = 'http://127.0.0.1:%d/demo-guest-v1.qcow2' % probe.getsockname()[1]
     else:
         url = image_server.url(where)
+    uuid = str(uuid_lib.uuid4())
     started = time.monotonic()
-    result = present(instances, str(uuid_lib.uuid4()), image_spec(manifest, source=url), download_timeout=2)
+    result = present(instances, uuid, image_spec(manifest, source=url), download_timeout=2)
     assert time.monotonic() - started < 10
     assert result.get('failed') and result['msg'].startswith('image.source: '), result
     assert words in result['msg'], result['msg']
     assert os.listdir(instances) == []
+    # The next run, with the source back, finishes the instance.
+    again = present(instances, uuid, image_spec(manifest, source=image_server.url('demo-guest-v1.qcow2')))
+    assert again['changed'] is True and not again.get('failed'), again
+    assert qemu_info(instances / uuid / 'disk')['format'] == 'qcow2'
+
+
+@pytest.fixture
+def small_instances():
+    """An instances path on a 640 KiB tmpfs: room for a qcow2 overlay, not for the 1 MiB demo image."""
+    TEST_TMP_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path = pathlib.Path(tempfile.mkdtemp(prefix=TEST_PREFIX + 'enospc-', dir=TEST_TMP_ROOT))
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=640k,mode=0711', TEST_PREFIX + 'enospc', str(path)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        path.rmdir()
+        pytest.skip('cannot mount a tmpfs here: %s' % mounted.stderr.strip())
+    yield path
+    subprocess.run(['umount', str(path)], check=False)
+    path.rmdir()
+
+
+def test_a_full_instances_path_fails_cleanly_and_the_next_run_finishes(small_instances, manifest):
+    """ENOSPC while the base is written: the step fails naming the cause, leaves no part file, no empty
+    instance directory and no lock behind; with room made, the same call finishes the instance."""
+    uuid = str(uuid_lib.uuid4())
+    image = image_spec(manifest)
+    result = present(small_instances, uuid, image)
+    assert result.get('failed'), result
+    assert 'No space left on device' in result['msg'], result['msg']
+    assert result['msg'].startswith('instances_path: '), result['msg']
+    assert 'Traceback' not in result['msg']
+    assert os.listdir(small_instances) == []
+    subprocess.run(['mount', '-o', 'remount,size=16m', str(small_instances)], check=True)
+    again = present(small_instances, uuid, image)
+    assert again['changed'] is True and not again.get('failed'), again
+    assert qemu_info(small_instances / uuid / 'disk')['backing-filename'] == again['base']['path']
 
 
 @pytest.fixture

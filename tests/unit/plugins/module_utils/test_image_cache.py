@@ -10,7 +10,9 @@ test bytes, not an image, and what qemu-img says of real images is the integrati
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
 import stat
 import threading
@@ -20,7 +22,7 @@ import pytest
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.image_cache import (
-    FileLock, ImageCache, check_image_info, image_base_name, is_base_name, parse_checksum, parse_source, read_record)
+    FileLock, ImageCache, check_image_info, copy_and_hash, image_base_name, is_base_name, parse_checksum, parse_source, read_record)
 
 CONTENT = b'not really an image\n' * 1000
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
@@ -264,3 +266,37 @@ def test_stale_parts(cache):
         assert cache.remove_stale_part('swap_9.part', 3600) is False  # a fill in progress
     assert cache.remove_stale_part('swap_9.part', 3600) is True
     assert not os.path.exists(part) and os.listdir(cache.directory) == []
+
+
+class Answer(io.BytesIO):
+    """An http(s) answer as open_url returns it: a byte stream with the headers the server sent."""
+
+    def __init__(self, body, announced):
+        super().__init__(body)
+        self.headers = {'Content-Length': str(announced)}
+
+
+def test_a_download_shorter_than_announced_is_the_source_s_error(tmp_path):
+    with pytest.raises(KvmhostError) as raised:
+        copy_and_hash(Answer(CONTENT[:100], len(CONTENT)), str(tmp_path / 'part'), 'sha256', 'http://x/img')
+    assert raised.value.field == 'image.source'
+    assert 'closed after 100 of the %d bytes' % len(CONTENT) in str(raised.value)
+
+
+def test_a_complete_download_is_hashed(tmp_path):
+    part = tmp_path / 'part'
+    assert copy_and_hash(Answer(CONTENT, len(CONTENT)), str(part), 'sha256', 'http://x/img') == SHA256
+    assert part.read_bytes() == CONTENT
+    assert copy_and_hash(io.BytesIO(CONTENT), str(part), 'sha256', '/img') == SHA256  # a file: no length
+
+
+def test_a_failed_write_names_the_instances_path(tmp_path, monkeypatch):
+    class Full(io.BufferedWriter):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, 'fdopen', lambda fd, mode: Full(real_fdopen(fd, 'wb', buffering=0)))
+    with pytest.raises(KvmhostError) as raised:
+        copy_and_hash(io.BytesIO(CONTENT), str(tmp_path / 'part'), 'sha256', '/img')
+    assert raised.value.field == 'instances_path' and 'No space left on device' in str(raised.value)
