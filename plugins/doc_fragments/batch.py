@@ -31,7 +31,7 @@ options:
     elements: dict
   concurrency:
     description:
-      - How many items of O(instances) run at once (1 to 64). Each runs in its own thread of the module process;
+      - How many items of O(instances) run at once (1..64). Each runs in its own thread of the module process;
         the waits (guest shutdown, domain start, image fetch, volume probe, commands) overlap.
       - A module whose work must not overlap on one host says so and runs its items one at a time.
     type: int

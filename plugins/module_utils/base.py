@@ -27,6 +27,28 @@ except ImportError:  # reported by the modules that need it, through missing_req
 KNOWN_ERRORS = (OSError, sqlite3.Error) + _LIBVIRT_ERRORS
 
 
+def forget_passwords(module, value):
+    """Drop every CHAP password (the ``password`` of an ``auth`` mapping) held in ``value``, and stop masking it.
+
+    ``value`` is (part of) the parameters as the module received them. The result's ``invocation`` is the
+    module's parameters at its exit, printed at -vvv and written to Ansible's log: a password left there would
+    show wherever Ansible did not mask it (an untyped list of instance specs is not masked). Ansible masks a
+    no_log value wherever it occurs in the result, so a short password (the letter p) would corrupt the
+    output too. A module calls this once the passwords are where its step needs them (a validated copy).
+    """
+    if isinstance(value, list):
+        for item in value:
+            forget_passwords(module, item)
+    elif isinstance(value, dict):
+        auth = value.get('auth')
+        if isinstance(auth, dict) and auth.get('password') is not None:
+            module.no_log_values.discard(auth['password'])
+            auth['password'] = None
+        for key, item in value.items():
+            if key != 'auth':
+                forget_passwords(module, item)
+
+
 class Step(object):
     """One change the plan will make: a sentence for the user and the callable that makes it."""
 
@@ -117,6 +139,15 @@ class ModuleDriver(StepRecord):
         self.params = module.params
         self.check_mode = module.check_mode
         self.diff_mode = module._diff
+
+    @staticmethod
+    def check_options(params):
+        """Check the module's options (defaults applied) against their documented ranges; read nothing, change
+        nothing. Raises KvmhostError naming the field.
+
+        ``run()`` makes these checks before it reads or changes the host, and the batch runner calls this for
+        every item before any item runs.
+        """
 
     def run(self):
         raise NotImplementedError

@@ -29,10 +29,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import KNOWN_ERRORS, StepRecord, describe_error
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import (
+    KNOWN_ERRORS, StepRecord, describe_error, forget_passwords)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
     ACTIONS, TASK_STATES, VM_STATES, StateStore, utcnow)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_int
 
 MAX_CONCURRENCY = 64
 # Seconds between the heartbeats a step sends for the run's claims (see instance_check's claim option).
@@ -276,7 +278,14 @@ class BatchRunner(object):
         self.module.no_log_values.update(getattr(result, '_no_log_values', None) or ())
         if result.error_messages:
             raise KvmhostError('%s%s' % (where, '; '.join(result.error_messages)), field='instances' if where else None)
-        return result.validated_parameters
+        validated = result.validated_parameters
+        try:  # the ranges and the rest of the driver's checks of its options, which read nothing
+            getattr(self.driver_class, 'check_options', lambda _params: None)(validated)
+        except KvmhostError as exc:
+            if not where:
+                raise
+            raise KvmhostError('%s%s' % (where, exc), field='instances')
+        return validated
 
     def items(self):
         """Every item validated, with the module's own options as the items' defaults, before anything runs."""
@@ -297,6 +306,7 @@ class BatchRunner(object):
                 raise KvmhostError('instances holds %s twice' % key, field='instances')
             seen.add(key)
             validated.append((key, item_params))
+        forget_passwords(self.module, params['instances'])  # the validated copies keep them for the steps
         return validated
 
     def recorder(self):
@@ -311,11 +321,9 @@ class BatchRunner(object):
     # ------------------------------------------------------------ running
     def run(self):
         params = self.module.params
+        concurrency = check_int(params['concurrency'], 'concurrency', 1, MAX_CONCURRENCY)
         if params.get('instances') is None:
             return self.run_single()
-        concurrency = params['concurrency']
-        if not 1 <= concurrency <= MAX_CONCURRENCY:
-            raise KvmhostError('must be 1 to %d, got %d' % (MAX_CONCURRENCY, concurrency), field='concurrency')
         items = self.items()
         recorder = self.recorder()
         workers = max(1, min(concurrency, getattr(self.driver_class, 'max_concurrency', MAX_CONCURRENCY),
@@ -330,6 +338,7 @@ class BatchRunner(object):
         params = self.module.params
         item_params = self.validate(dict((name, params[name]) for name in self.item_spec
                                          if params.get(name) is not None), '')
+        forget_passwords(self.module, params)  # the validated copy keeps them for the step
         recorder = self.recorder()
         if recorder is None:
             self.module.params = dict(params, **item_params)
@@ -486,10 +495,28 @@ class EachDriver(StepRecord):
         self.module = module
         self.params = module.params
 
+    @classmethod
+    def check_options(cls, params):
+        """``inner``'s checks of its options, for ``one`` or for each element of ``many`` (its fields named
+        ``many[N].field``), so that a bad element fails before the first element changes anything."""
+        check = getattr(cls.inner, 'check_options', None)
+        if check is None or params.get(cls.many) is None:
+            return check(params) if check is not None else None
+        for index, element in enumerate(params[cls.many]):
+            try:
+                check(dict(params, **{cls.one: element, cls.many: None}))
+            except KvmhostError as exc:
+                field = exc.field or ''
+                if field != cls.one and not field.startswith(cls.one + '.'):
+                    raise
+                raise KvmhostError(exc.msg, field='%s[%d]%s' % (cls.many, index, field[len(cls.one):]))
+        return None
+
     def run(self):
         if self.params.get(self.many) is None:
             self.driver = self.inner(self.module)
             return self.driver.run()
+        self.check_options(self.params)
         results, applied = [], []
         for index, element in enumerate(self.params[self.many]):
             module = ItemModule(self.module, dict(self.params, **{self.one: element, self.many: None}))

@@ -18,7 +18,8 @@ import time
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_absolute_path, check_token
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import (
+    MAX_TIMEOUT, check_absolute_path, check_int, check_token)
 
 PROC = '/proc'
 
@@ -83,13 +84,14 @@ def read_tail(path, limit=2000):
         return ''
 
 
-MAX_WAIT_TIMEOUT = 3600
-
-
 class DaemonDriver(ModuleDriver):
     """The host_daemon module."""
 
     process_table_class = ProcessTable
+
+    @staticmethod
+    def check_options(params):
+        check_int(params['wait_timeout'], 'wait_timeout', 0, MAX_TIMEOUT, 'seconds')
 
     def run(self):
         params = self.params
@@ -97,9 +99,7 @@ class DaemonDriver(ModuleDriver):
         process_name = params['process_name'] or os.path.basename(params['command'][0])
         if not params['command'] or not params['command'][0]:
             raise KvmhostError('must name the program to run', field='command')
-        if not 0 <= params['wait_timeout'] <= MAX_WAIT_TIMEOUT:
-            raise KvmhostError('must be 0 to %d seconds, got %d' % (MAX_WAIT_TIMEOUT, params['wait_timeout']),
-                               field='wait_timeout')
+        self.check_options(params)
         log_file = check_absolute_path(params['log_file'] or '/var/log/kvmhost/%s.log' % name, 'log_file')
         socket_path = check_absolute_path(params['socket'], 'socket') if params['socket'] else None
         table = self.process_table_class()

@@ -12,7 +12,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.guest_power impo
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
     NOSTATE, RUNNING, SHUTDOWN, LibvirtConnection, libvirt, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import utcnow
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import MAX_TIMEOUT, check_int, check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import domain_drift, parse_xml
 
 VIR_DOMAIN_XML_INACTIVE = 2
@@ -40,11 +40,9 @@ def describe(domain):
 
 
 def check_shutdown_options(params):
-    if params['shutdown_timeout'] < 0:
-        raise KvmhostError('must be 0 (destroy at once) or more seconds, got %d' % params['shutdown_timeout'],
-                           field='shutdown_timeout')
-    if params['retry_interval'] < 1:
-        raise KvmhostError('must be at least 1 second, got %d' % params['retry_interval'], field='retry_interval')
+    """shutdown_timeout (0 destroys at once) and retry_interval, in seconds."""
+    check_int(params['shutdown_timeout'], 'shutdown_timeout', 0, MAX_TIMEOUT, 'seconds')
+    check_int(params['retry_interval'], 'retry_interval', 1, MAX_TIMEOUT, 'seconds')
 
 
 class LibvirtDriver(ModuleDriver):
@@ -70,6 +68,8 @@ class LibvirtDriver(ModuleDriver):
 
 class ShutdownDriver(LibvirtDriver):
     """instance_shutdown: Nova's power_off (graceful with re-sends, then destroy)."""
+
+    check_options = staticmethod(check_shutdown_options)
 
     def record_note(self, result):
         return ' '.join(result.get('messages') or []) or 'nothing to change'
@@ -123,12 +123,15 @@ class DomainDriver(LibvirtDriver):
     def record_fields(self, result):
         return {'power_state': result['power_state']} if not self.check_mode else {}
 
+    @staticmethod
+    def check_options(params):
+        check_shutdown_options(params)
+        check_int(params['wait_timeout'], 'wait_timeout', 1, MAX_TIMEOUT, 'seconds')
+
     def execute(self):
         params = self.params
         uuid = check_uuid(params['uuid'])
-        check_shutdown_options(params)
-        if params['wait_timeout'] < 1:
-            raise KvmhostError('must be at least 1 second', field='wait_timeout')
+        self.check_options(params)
         wanted_xml = params.get('xml')
         if params.get('xml_file') is not None:
             wanted_xml = read_xml_file(params['xml_file'])

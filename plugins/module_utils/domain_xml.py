@@ -28,7 +28,7 @@ import tempfile
 import traceback
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.argument_specs import VIF_TYPES
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan, forget_passwords
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import (
@@ -61,6 +61,8 @@ VNC_LISTEN = '127.0.0.1'
 CONSOLE_LOG = 'console.log'
 NIC_NAME_LEN = 14  # nova.network.model.NIC_NAME_LEN, os-vif's device names
 MIN_MTU, MAX_MTU = 68, 65535
+MIN_VLAN, MAX_VLAN = 1, 4094  # 802.1Q: 0 and 4095 are reserved
+MIN_PORT, MAX_PORT = 1, 65535  # TCP and UDP ports
 MAX_LUN = 16383
 MAX_LOCAL_ID = 0xffffffff
 MAX_CMDLINE = 2048  # COMMAND_LINE_SIZE on x86
@@ -299,8 +301,8 @@ def check_portal(value, field):
     if (parsed.version == 6) != bool(match.group('ipv6')):
         raise KvmhostError('an IPv6 address must be written in brackets, like [fd00::1]:3260', field=field)
     port = int(match.group('port'))
-    if not 1 <= port <= 65535:
-        raise KvmhostError('port must be 1..65535, got %d' % port, field=field)
+    if not MIN_PORT <= port <= MAX_PORT:
+        raise KvmhostError('port must be %d..%d, got %d' % (MIN_PORT, MAX_PORT, port), field=field)
     return str(parsed), port
 
 
@@ -376,7 +378,7 @@ def _check_vif(vif, field):
     if vif_type != 'bridge' and (vlan is not None or physical is not None):
         raise KvmhostError('vlan and physical_interface are for type bridge only', field=field + '.type')
     if vlan is not None:
-        _int(vlan, field + '.vlan', 1, 4094)
+        _int(vlan, field + '.vlan', MIN_VLAN, MAX_VLAN)
         if physical is None:
             raise KvmhostError('a VLAN bridge needs physical_interface too', field=field + '.vlan')
     if physical is not None:
@@ -744,21 +746,6 @@ def plan_dest(dest, xml):
     return plan
 
 
-def forget_passwords(module):
-    """Drop the CHAP passwords of the instance spec from the parameters: this module never needs them.
-
-    They are no_log, and Ansible masks a no_log value wherever it occurs in the module's output, so a
-    short password (the letter p) would corrupt the XML. Dropped right after the arguments are parsed
-    (Ansible has logged the invocation with them masked by then), they can neither leak nor mask anything.
-    """
-    instance = module.params.get('instance') or {}
-    for volume in instance.get('volumes') or []:
-        auth = volume.get('auth') if isinstance(volume, dict) else None
-        if isinstance(auth, dict) and auth.get('password') is not None:
-            module.no_log_values.discard(auth['password'])
-            auth['password'] = None
-
-
 def recorded_local_id(state_db, uuid, check_mode):
     """The host-local id of the instance's record in the state store.
 
@@ -782,9 +769,14 @@ def recorded_local_id(state_db, uuid, check_mode):
 class DomainXmlDriver(ModuleDriver):
     """domain_xml."""
 
+    @staticmethod
+    def check_options(params):
+        """The spec check, before the local id is read from the state store (an unread id checks as 1)."""
+        check_domain_spec(dict(params, local_id=1) if params.get('local_id') is None else params)
+
     def run(self):
         require_lxml(self.module)
-        forget_passwords(self.module)
+        forget_passwords(self.module, self.params.get('instance'))  # this module never needs them
         if self.params.get('local_id') is None:
             uuid = check_uuid((self.params.get('instance') or {}).get('uuid'), 'instance.uuid')
             self.params['local_id'] = recorded_local_id(self.params['state_db'], uuid, self.check_mode)

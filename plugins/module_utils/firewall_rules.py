@@ -21,9 +21,10 @@ import collections
 import ipaddress
 import re
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import check_mac, check_port_id, tap_name
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
+    MAX_MTU, MAX_PORT, MAX_VLAN, MIN_MTU, MIN_PORT, MIN_VLAN, check_mac, check_port_id, tap_name)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_int, check_uuid
 
 FAMILIES = ('ipv4', 'ipv6')
 ETHERTYPES = {'IPv4': 'ipv4', 'IPv6': 'ipv6'}
@@ -35,6 +36,7 @@ FORWARD_JUMP = '-A FORWARD -j %s' % TOP_CHAIN
 FALLBACK_RULES = ('-A %s -j DROP' % FALLBACK_CHAIN,)
 OWNER_COMMENT_RE = re.compile(r'--comment "?kvmhost-instance:([0-9a-f-]{36})"?(?: |$)')
 PORT_CHAIN_KINDS = ('i', 'o', 's')  # ingress, egress, anti-spoofing
+MAX_ICMP = 255  # an ICMP type and an ICMP code are one octet each
 
 # Protocols iptables-save prints by name; any other protocol is written (and compared) as its number.
 PROTOCOL_NAMES = {'tcp': 6, 'udp': 17, 'icmp': 1}
@@ -100,6 +102,10 @@ def _check_port(vif, field):
         raise KvmhostError('must be a dictionary', field=field)
     port_id = check_port_id(vif.get('id'), field + '.id')
     mac = check_mac(vif.get('address'), field + '.address')
+    # Not used by the firewall, but the port's fields all the same: what the vif module would refuse is refused.
+    for key, low, high in (('vlan', MIN_VLAN, MAX_VLAN), ('mtu', MIN_MTU, MAX_MTU)):
+        if vif.get(key) is not None:
+            check_int(vif[key], '%s.%s' % (field, key), low, high)
     network = vif.get('network') or {}
     if not isinstance(network, dict):
         raise KvmhostError('must be a dictionary', field=field + '.network')
@@ -165,8 +171,8 @@ def _check_rule(rule, field):
         prefix = None  # 0.0.0.0/0 and ::/0: iptables-save prints no address at all
     low, high = rule.get('port_range_min'), rule.get('port_range_max')
     if protocol in ('tcp', 'udp'):
-        low = _port_number(low, field + '.port_range_min', 1, 65535)
-        high = _port_number(high, field + '.port_range_max', 1, 65535)
+        low = _port_number(low, field + '.port_range_min', MIN_PORT, MAX_PORT)
+        high = _port_number(high, field + '.port_range_max', MIN_PORT, MAX_PORT)
         if high is not None and low is None:
             raise KvmhostError('needs port_range_min too', field=field + '.port_range_max')
         if low is not None and high is None:
@@ -175,8 +181,8 @@ def _check_rule(rule, field):
             raise KvmhostError('port_range_min %d is above port_range_max %d' % (low, high),
                                field=field + '.port_range_min')
     elif protocol == 'icmp':  # Neutron: port_range_min is the ICMP type, port_range_max the code
-        low = _port_number(low, field + '.port_range_min', 0, 255)
-        high = _port_number(high, field + '.port_range_max', 0, 255)
+        low = _port_number(low, field + '.port_range_min', 0, MAX_ICMP)
+        high = _port_number(high, field + '.port_range_max', 0, MAX_ICMP)
         if high is not None and low is None:
             raise KvmhostError('an ICMP code needs an ICMP type (port_range_min)', field=field + '.port_range_max')
     elif low is not None or high is not None:

@@ -26,7 +26,8 @@ from ansible.module_utils.errors import UnsupportedError
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import host_links as hl
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import KNOWN_ERRORS, ModuleDriver, describe_error
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import (
+    KNOWN_ERRORS, ModuleDriver, describe_error, forget_passwords)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import without_none
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import VIR_DOMAIN_XML_INACTIVE
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
@@ -39,14 +40,12 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn imp
     LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, domains_by_local_id, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.resource_audit import read_meminfo
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import MAX_TIMEOUT, check_int, check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import check_vif_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import domain_drift, parse_xml
 
 ACTIONS = ('boot', 'rebuild', 'delete')
-MAX_CLAIM_WAIT = 3600
 CLAIM_POLL_INTERVAL = 1.0
-REBUILD_TASK_STATES = ('rebuilding', 'rebuild_block_device_mapping', 'rebuild_spawning')
 PORTAL_TIMEOUT = 3.0
 # What a new instance's directory needs besides its base images (overlays, libvirt.xml, console log).
 DISK_MARGIN_MB = 64
@@ -154,6 +153,7 @@ class InstanceCheckDriver(ModuleDriver):
         self.statvfs = statvfs
         self.refusals = []
         self.host = {}
+        self._spawned = set()  # instances whose unfinished rebuild has spawned its new domain (see _find_resumable)
 
     def refuse(self, message, uuid=None, name=None, field=None):
         reason = '%s: %s' % (field, message) if field and not message.startswith(field) else message
@@ -161,7 +161,19 @@ class InstanceCheckDriver(ModuleDriver):
         self.refusals.append({'uuid': uuid, 'reason': reason, 'msg': '%s: %s' % (where, reason)})
 
     def run(self):
+        try:
+            return self._run()
+        finally:
+            forget_passwords(self.module, self.params['instances'])  # checked; the checks never print them
+
+    @staticmethod
+    def check_options(params):
+        """The module's own options; the instance specs are checked by :func:`check_spec`, each refusal named."""
+        check_int(params['claim_wait'], 'claim_wait', 0, MAX_TIMEOUT, 'seconds')
+
+    def _run(self):
         params = self.params
+        self.check_options(params)
         results, checked, seen = [], [], set()
         for index, spec in enumerate(params['instances']):
             uuid = str((spec or {}).get('uuid') or '').lower() if isinstance(spec, dict) else ''
@@ -204,9 +216,6 @@ class InstanceCheckDriver(ModuleDriver):
         """
         request_id = self.params['claim']['request_id']
         wait = self.params['claim_wait']
-        if not 0 <= wait <= MAX_CLAIM_WAIT:
-            self.refuse('must be 0 to %d seconds, got %d' % (MAX_CLAIM_WAIT, wait), field='claim_wait')
-            return
         deadline = self.clock() + wait
         pending = list(uuids)
         held = {}
@@ -293,6 +302,7 @@ class InstanceCheckDriver(ModuleDriver):
                 for record in store.list_instances(include_deleted=True):
                     if record['uuid'] in run:  # a deleted record booted again keeps its local id
                         records[record['uuid']] = record
+                        self._note_spawned(store, record['uuid'])
                     elif not record['deleted']:
                         others[record['uuid']] = store.get_network_info(record['uuid']) or []
                 self.host['next_local_id'] = store.next_local_id()
@@ -327,19 +337,30 @@ class InstanceCheckDriver(ModuleDriver):
                             uuid, name, 'uuid')
         self.host['local_ids'] = local_ids
 
+    def _note_spawned(self, store, uuid):
+        """Remember the instance when its newest action is an unfinished rebuild whose spawning succeeded."""
+        actions = store.list_actions(uuid, with_events=False)
+        newest = actions[-1] if actions else None
+        if newest is None or newest['action'] != 'rebuild' or newest['finish_time'] is not None:
+            return
+        event = store.get_event(newest['id'], 'spawning')
+        if event is not None and event['result'] == 'Success':
+            self._spawned.add(uuid)
+
     def _find_resumable(self, checked, records):
         """The instances whose unfinished rebuild already runs the new domain: the rerun only finishes them.
 
-        A run killed after spawning (before the old directory was deleted, or at the audit) left the
-        record in a rebuild task state and the new domain running from the new directory's
-        ``libvirt.xml`` on the spec's image. Shutting it down and rebuilding it again would throw a
-        working instance away; the rerun skips the shutdown, the unplug and the move for it, and the
-        later steps, which are idempotent, find it done and finish it.
+        A run killed after its spawning step succeeded (at the power sync, before the old directory was
+        deleted, or at the audit) left an unfinished rebuild action whose spawning event is a success, and
+        the new domain running from the new directory's ``libvirt.xml`` on the spec's image. Shutting it
+        down and rebuilding it again would throw a working instance away; the rerun skips the shutdown, the
+        unplug and the move for it, and the later steps, which are idempotent, find it done and finish it.
+        A run killed earlier (the old domain may still run, even on the spec's image) is rebuilt again.
         """
         resumable = []
         for uuid, _name, spec in checked:
             record = records.get(uuid)
-            if record is None or record.get('task_state') not in REBUILD_TASK_STATES:
+            if record is None or uuid not in self._spawned:
                 continue
             xml_path = os.path.join(self.params['instances_path'], uuid, 'libvirt.xml')
             try:

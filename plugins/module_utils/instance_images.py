@@ -15,7 +15,8 @@ import functools
 import os
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import MAX_DISK_GB, MAX_SWAP_MB
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
+    MAX_DISK_GB, MAX_MEMORY_MB, MAX_SWAP_MB, MAX_VCPUS)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.image_cache import (
     BASE_DIR, ImageCache, check_image_info, ephemeral_base_name, hash_file, image_base_name, parse_checksum,
@@ -24,7 +25,10 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_disks i
     COPIES, DISK_MODE, GIB, INSTANCE_DIR_MODE, MANAGED_FILES, MIB, OVERLAYS, DiskTools, Wanted, copy_file,
     create_overlay, find_files, overlay_summary, plan_files, regular_file, root_disk_size, scan_backing_files)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import (
-    check_absolute_path, check_instances_path, check_token, check_uuid)
+    MAX_TIMEOUT, check_absolute_path, check_instances_path, check_int, check_token, check_uuid)
+
+# The oldest a base_cleanup_age may ask for, in seconds: ten years.
+MAX_BASE_CLEANUP_AGE = 10 * 365 * 24 * 3600
 
 
 def check_image(image, ramdisk_required=False):
@@ -59,15 +63,13 @@ def readable_file(path, field):
 
 
 def check_flavor(flavor):
-    """root_gb, ephemeral_gb, swap_mb (0 when unset); the flavor's other keys are not this module's."""
+    """root_gb, ephemeral_gb, swap_mb (0 when unset); vcpus and memory_mb, not this module's, only checked."""
     sizes = {}
     for key, maximum in (('root_gb', MAX_DISK_GB), ('ephemeral_gb', MAX_DISK_GB), ('swap_mb', MAX_SWAP_MB)):
-        value = (flavor or {}).get(key) or 0
-        if value < 0:
-            raise KvmhostError('must not be negative, got %d' % value, field='flavor.' + key)
-        if value > maximum:
-            raise KvmhostError('must be at most %d, got %d' % (maximum, value), field='flavor.' + key)
-        sizes[key] = value
+        sizes[key] = check_int((flavor or {}).get(key) or 0, 'flavor.' + key, 0, maximum)
+    for key, maximum in (('vcpus', MAX_VCPUS), ('memory_mb', MAX_MEMORY_MB)):
+        if (flavor or {}).get(key) is not None:
+            check_int(flavor[key], 'flavor.' + key, 1, maximum)
     return sizes
 
 
@@ -84,14 +86,19 @@ class InstanceImageDriver(ModuleDriver):
         self.tools = None
         self.cache = None
 
+    @staticmethod
+    def check_options(params):
+        if params.get('base_cleanup_age') is not None:
+            check_int(params['base_cleanup_age'], 'base_cleanup_age', 0, MAX_BASE_CLEANUP_AGE, 'seconds')
+        check_int(params['download_timeout'], 'download_timeout', 1, MAX_TIMEOUT, 'seconds')
+        if params.get('flavor') is not None:
+            check_flavor(params['flavor'])
+
     def run(self):
         instances_path = check_instances_path(self.params['instances_path'])
         uuid = check_uuid(self.params['uuid']) if self.params['uuid'] is not None else None
+        self.check_options(self.params)
         age = self.params['base_cleanup_age']
-        if age is not None and age < 0:
-            raise KvmhostError('must be 0 or more seconds, got %d' % age, field='base_cleanup_age')
-        if self.params['download_timeout'] <= 0:
-            raise KvmhostError('must be more than 0 seconds', field='download_timeout')
         self.tools = DiskTools(self.module)
         self.cache = ImageCache(instances_path, self.tools, self.params['download_timeout'],
                                 self.params['validate_certs'])

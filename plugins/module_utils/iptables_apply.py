@@ -262,6 +262,13 @@ class InstanceFirewallDriver(ModuleDriver):
 
     runner_class = IptablesRunner
 
+    @staticmethod
+    def check_options(params):
+        """The spec of state present (absent needs only the UUID: the instance's chains are found by it)."""
+        if params['state'] == 'present':
+            return check_firewall_spec(params)
+        return check_uuid(params['instance_uuid'], 'instance_uuid')
+
     def run(self):
         if self.params['state'] == 'present':
             spec = check_firewall_spec(self.params)

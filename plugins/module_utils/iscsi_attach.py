@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import Plan
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import Plan, forget_passwords
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import LibvirtDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
     check_volume, disk_element, etree, require_lxml)
@@ -25,7 +25,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import Kv
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_discovery import (
     LibiscsiRunner, check_target_answers)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import libvirt
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import MAX_TIMEOUT, check_int, check_uuid
 
 SECRET_USAGE_PREFIX = 'kvmhost-volume-'
 VIR_SECRET_USAGE_TYPE_ISCSI = 3
@@ -109,21 +109,25 @@ class IscsiAttachDriver(LibvirtDriver):
     discovery_runner_class = LibiscsiRunner
     detach_wait = 10.0
 
+    @staticmethod
+    def check_options(params):
+        """The timeout and the volume; returns the volume's Disk (a placeholder secret for CHAP over qemu)."""
+        check_int(params['timeout'], 'timeout', 1, MAX_TIMEOUT, 'seconds')
+        volume = params['volume']
+        qemu_chap = volume.get('transport') == 'qemu' and volume.get('auth')
+        secrets = {volume['id']: PLACEHOLDER_UUID} if qemu_chap else {}
+        return check_volume(volume, 'volume', {}, {'volume_secrets': secrets})
+
     def execute(self):
         require_lxml(self.module)
         volume = self.params['volume']
         auth = volume.get('auth') or {}
         password = auth.get('password')
-        if password is not None:  # see domain_xml.forget_passwords
-            self.module.no_log_values.discard(password)
-            auth['password'] = None
+        forget_passwords(self.module, volume)  # the value is kept in ``password`` for the libvirt secret
         if auth and (auth.get('username') is None or password is None):
             raise KvmhostError('CHAP needs both username and password', field='volume.auth')
-        if self.params['timeout'] < 1:
-            raise KvmhostError('must be at least 1 second', field='timeout')
+        disk = self.check_options(self.params)
         qemu = volume.get('transport') == 'qemu'
-        secrets = {volume['id']: PLACEHOLDER_UUID} if qemu and auth else {}
-        disk = check_volume(volume, 'volume', {}, {'volume_secrets': secrets})
         domain_uuid = self.params.get('domain_uuid')
         domain = None
         if domain_uuid is not None:

@@ -31,6 +31,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import Eac
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_attach import IscsiAttachDriver, disk_xml
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_discovery import portal_text
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_int
 
 # open-iscsi's exit codes (include/iscsi_err.h)
 ISCSI_ERR_TRANS_TIMEOUT = 8
@@ -38,6 +39,8 @@ ISCSI_ERR_SESS_EXISTS = 15
 ISCSI_ERR_LOGIN_AUTH_FAILED = 24
 ISCSI_ERR_NO_OBJS_FOUND = 21
 NODE_DIRS = ('/etc/iscsi/nodes', '/var/lib/iscsi/nodes')
+# Rescans sleep tries ** 2 seconds each (os-brick): 20 of them sleep 2870 s in all, within MAX_TIMEOUT.
+MAX_SCAN_TRIES = 20
 _SESSION_RE = re.compile(r'^\S+: \[(\d+)\] (\S+?),(\d+) (\S+)')
 
 
@@ -142,6 +145,11 @@ class HostIscsiAttachDriver(IscsiAttachDriver):
 
     iscsiadm_runner_class = IscsiadmRunner
 
+    @staticmethod
+    def check_options(params):
+        check_int(params['scan_tries'], 'scan_tries', 1, MAX_SCAN_TRIES)
+        return IscsiAttachDriver.check_options(params)
+
     def _iscsiadm(self, args, ok=(0,), what=None):
         rc, out, err = self.runner.iscsiadm(args)
         if rc not in ok:
@@ -179,8 +187,6 @@ class HostIscsiAttachDriver(IscsiAttachDriver):
         self.iqn, self.lun = volume['target_iqn'], volume['target_lun']
         self.host, self.port = check_portal(volume['target_portal'], 'volume.target_portal')
         self.portal = portal_text(self.host, self.port)
-        if self.params['scan_tries'] < 1:
-            raise KvmhostError('must be at least 1', field='scan_tries')
         path = disk.path
         session = self._session()
         rc, out = self._iscsiadm(self._node(), ok=(0, ISCSI_ERR_NO_OBJS_FOUND))

@@ -27,6 +27,11 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import Kv
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_absolute_path
 
 CONFIG_MODE = 0o600
+# Each tgtadm call is bounded: a tgtd that does not answer within this many seconds is asked to stop the call
+# (SIGTERM through coreutils timeout, SIGKILL 5 s later). The plan's order keeps a target that was stopped
+# half-way closed to logins, and the next run finishes it.
+TGTADM_TIMEOUT = 30
+TIMEOUT_RC = 124  # coreutils timeout: the command did not finish in time
 _SIZE_RE = re.compile(r'([0-9]+)\s*([KMGT]?)(i?B?)?', re.IGNORECASE)
 _UNITS = {'': 1, 'K': 1024, 'M': 1024 ** 2, 'G': 1024 ** 3, 'T': 1024 ** 4}
 _CHAP_USER_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._@:-]{0,254}')
@@ -231,9 +236,13 @@ class TgtRunner(object):
 
     def tgtadm(self, args, secret=None):
         command = ['tgtadm', '--lld', 'iscsi'] + list(args)
-        rc, out, err = self.module.run_command(command, check_rc=False, environ_update={'LC_ALL': 'C'})
+        rc, out, err = self.module.run_command(['timeout', '--kill-after=5', str(TGTADM_TIMEOUT)] + command,
+                                               check_rc=False, environ_update={'LC_ALL': 'C'})
+        shown = ' '.join('********' if secret is not None and arg == secret else arg for arg in command)
+        if rc in (TIMEOUT_RC, 128 + 9):
+            raise KvmhostError('%s did not finish within %d s (timeout): tgtd is not answering'
+                               % (shown, TGTADM_TIMEOUT), field='tgtadm')
         if rc != 0:
-            shown = ' '.join('********' if secret is not None and arg == secret else arg for arg in command)
             message = (err or out).strip()
             if secret:
                 message = message.replace(secret, '********')
@@ -254,10 +263,11 @@ class IscsiTargetDriver(ModuleDriver):
     """iscsi_target: present (created, LUNs, ACL, CHAP, persisted) or absent."""
 
     runner_class = TgtRunner
+    check_options = staticmethod(check_target_spec)
 
     def run(self):
         spec = check_target_spec(self.params)
-        for key in ('chap_password', 'mutual_chap_password'):  # see domain_xml.forget_passwords
+        for key in ('chap_password', 'mutual_chap_password'):  # see base.forget_passwords
             if self.params.get(key) is not None:
                 self.module.no_log_values.discard(self.params[key])
                 self.params[key] = None
@@ -337,19 +347,32 @@ class IscsiTargetDriver(ModuleDriver):
                     ['--op', 'delete', '--mode', 'logicalunit', '--tid', tid, '--lun', str(lun)]))
             plan.add('add LUN %d backed by %s' % (lun, entry['path']), lambda lun=lun, entry=entry: tgt(
                 ['--op', 'new', '--mode', 'logicalunit', '--tid', tid, '--lun', str(lun), '-b', entry['path']]))
+        # The ACL opens the target to new logins, so it opens last: addresses the spec no longer allows go
+        # first, the CHAP accounts are in place before any address is allowed, and a target whose accounts
+        # change is closed to its addresses meanwhile. A run stopped half-way leaves a target that refuses
+        # logins rather than one that takes them without CHAP; the next run finishes it.
         live_acl = live['acl'] if live else []
-        for address in spec['acl']:
-            if address not in live_acl:
-                plan.add('allow initiator address %s' % address, lambda address=address: tgt(
-                    ['--op', 'bind', '--mode', 'target', '--tid', tid, '-I', address]))
         for address in live_acl:
             if address not in spec['acl']:
                 plan.add('remove initiator address %s' % address, lambda address=address: tgt(
                     ['--op', 'unbind', '--mode', 'target', '--tid', tid, '-I', address]))
-        self._plan_account(plan, spec['incoming'], live['incoming'] if live else [], accounts, current_config,
-                           'incominguser', [], tid)
-        self._plan_account(plan, spec['outgoing'], live['outgoing'] if live else [], accounts, current_config,
-                           'outgoinguser', ['--outgoing'], tid)
+        open_to = [address for address in live_acl if address in spec['acl']]
+        accounts_plan = Plan()
+        self._plan_account(accounts_plan, spec['incoming'], live['incoming'] if live else [], accounts,
+                           current_config, 'incominguser', [], tid)
+        self._plan_account(accounts_plan, spec['outgoing'], live['outgoing'] if live else [], accounts,
+                           current_config, 'outgoinguser', ['--outgoing'], tid)
+        if accounts_plan.steps:
+            for address in open_to:
+                plan.add('remove initiator address %s while the CHAP accounts change' % address,
+                         lambda address=address: tgt(['--op', 'unbind', '--mode', 'target', '--tid', tid,
+                                                      '-I', address]))
+            open_to = []
+            plan.steps.extend(accounts_plan.steps)
+        for address in spec['acl']:
+            if address not in open_to:
+                plan.add('allow initiator address %s' % address, lambda address=address: tgt(
+                    ['--op', 'bind', '--mode', 'target', '--tid', tid, '-I', address]))
         if current_config != config:
             plan.add('write %s' % spec['config_path'], lambda: write_atomic(spec['config_path'], config, CONFIG_MODE))
         elif stat.S_IMODE(os.stat(spec['config_path']).st_mode) != CONFIG_MODE:

@@ -14,6 +14,18 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import Kv
 _UUID_RE = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 # Printable, no path separators, no control characters.
 _SAFE_TOKEN_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,254}$')
+# The longest wait (timeout, claim wait, download timeout) any option may ask for, in seconds: an hour.
+MAX_TIMEOUT = 3600
+
+
+def check_int(value, field, minimum, maximum, unit=''):
+    """An integer option within ``minimum``..``maximum`` (both included); a bool is no integer."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise KvmhostError('must be an integer, got %r' % (value,), field=field)
+    if not minimum <= value <= maximum:
+        raise KvmhostError('must be %d..%d%s, got %d' % (minimum, maximum, ' ' + unit if unit else '', value),
+                           field=field)
+    return value
 
 
 def check_uuid(value, field='uuid'):

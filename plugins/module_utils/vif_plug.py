@@ -22,8 +22,8 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils import host_link
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import EachDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
-    DEFAULT_OVS_BRIDGE, MAX_MTU, MIN_MTU, VIF_TYPES, check_ifname, check_mac, check_port_id, qbr_name, qvb_name,
-    qvo_name, tap_name)
+    DEFAULT_OVS_BRIDGE, MAX_MTU, MAX_VLAN, MIN_MTU, MIN_VLAN, VIF_TYPES, check_ifname, check_mac, check_port_id,
+    qbr_name, qvb_name, qvo_name, tap_name)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_uuid
 
@@ -83,8 +83,8 @@ def check_vif_spec(vif, instance_uuid, field='vif'):
     if vif_type != 'bridge' and (vlan is not None or physical is not None):
         raise KvmhostError('vlan and physical_interface are for type bridge only', field=field + '.type')
     if vlan is not None:
-        if isinstance(vlan, bool) or not isinstance(vlan, int) or not 1 <= vlan <= 4094:
-            raise KvmhostError('must be a VLAN id 1..4094, got %r' % (vlan,), field=field + '.vlan')
+        if isinstance(vlan, bool) or not isinstance(vlan, int) or not MIN_VLAN <= vlan <= MAX_VLAN:
+            raise KvmhostError('must be a VLAN id %d..%d, got %r' % (MIN_VLAN, MAX_VLAN, vlan), field=field + '.vlan')
         if physical is None:
             raise KvmhostError('a VLAN bridge needs physical_interface too', field=field + '.vlan')
     if physical is not None:
@@ -386,6 +386,10 @@ def network_info(vifs, plug_results=None):
 
 class VifDriver(ModuleDriver):
     """vif: one VIF."""
+
+    @staticmethod
+    def check_options(params):
+        check_vif_spec(params['vif'], params['instance_uuid'])
 
     def run(self):
         spec = check_vif_spec(self.params['vif'], self.params['instance_uuid'])

@@ -54,7 +54,7 @@ options:
     choices: [running, stopped, absent]
     default: running
   wait_timeout:
-    description: Seconds to wait for the domain to reach RUNNING after it starts.
+    description: Seconds to wait for the domain to reach RUNNING after it starts. Range V(1)..V(3600).
     type: int
     default: 60
   restart_on_change:

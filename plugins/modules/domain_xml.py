@@ -67,23 +67,23 @@ options:
         required: true
         suboptions:
           vcpus:
-            description: Virtual CPUs, at least 1.
+            description: Virtual CPUs. Range V(1)..V(4096).
             type: int
             required: true
           memory_mb:
-            description: Memory in MiB, at least 1.
+            description: Memory in MiB. Range V(1)..V(16777216).
             type: int
             required: true
           root_gb:
-            description: Root disk size in GiB (metadata only here).
+            description: Root disk size in GiB (metadata only here). Range V(0)..V(65536).
             type: int
             default: 0
           ephemeral_gb:
-            description: Ephemeral disk size in GiB; more than 0 adds the C(disk.local) disk.
+            description: Ephemeral disk size in GiB; more than 0 adds the C(disk.local) disk. Range V(0)..V(65536).
             type: int
             default: 0
           swap_mb:
-            description: Swap size in MiB; more than 0 adds the C(disk.swap) disk.
+            description: Swap size in MiB; more than 0 adds the C(disk.swap) disk. Range V(0)..V(67108864).
             type: int
             default: 0
           name:
@@ -222,6 +222,7 @@ options:
   local_id:
     description:
       - The host-local instance id (from M(kvmhost.lifecycle.instance_record)); the domain is C(instance-%08x).
+        Range V(1)..V(4294967295).
       - When not given, it is read from the instance's record in O(state_db). In check mode an instance without a
         record yet gets the id its record would get.
     type: int

@@ -54,7 +54,7 @@ options:
     description: Where a foreground daemon's output goes. Defaults to C(/var/log/kvmhost/<name>.log).
     type: path
   wait_timeout:
-    description: Seconds to wait for the process (and socket) to appear, 0 to 3600.
+    description: Seconds to wait for the process (and socket) to appear. Range V(0)..V(3600).
     type: int
     default: 30
   state:

@@ -84,7 +84,7 @@ options:
         type: str
         required: true
   claim_wait:
-    description: Seconds to wait, 0 to 3600, for instances another run has before refusing them.
+    description: Seconds to wait for instances another run has before refusing them. Range V(0)..V(3600).
     type: int
     default: 90
 '''

@@ -81,13 +81,13 @@ options:
         description: The bridge of the port (not used here).
         type: str
       vlan:
-        description: The VLAN of a bridge port (not used here).
+        description: The VLAN id (1..4094) of a bridge port; not used here, but checked.
         type: int
       physical_interface:
         description: The interface of a VLAN bridge (not used here).
         type: str
       mtu:
-        description: The MTU of the port (not used here).
+        description: The MTU (68..65535) of the port; not used here, but checked.
         type: int
       network:
         description: The port's network.
@@ -140,8 +140,8 @@ options:
             description: The first destination port (1..65535) of V(tcp) and V(udp); the ICMP type (0..255) of V(icmp).
             type: int
           port_range_max:
-            description: The last destination port (default O(security_groups[].rules[].port_range_min)); the ICMP
-              code (0..255) of V(icmp).
+            description: The last destination port (1..65535) of V(tcp) and V(udp) (default
+              O(security_groups[].rules[].port_range_min)); the ICMP code (0..255) of V(icmp).
             type: int
           remote_ip_prefix:
             description: The source (ingress) or destination (egress) network in CIDR notation; any when not given.

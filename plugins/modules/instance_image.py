@@ -93,24 +93,29 @@ options:
     suboptions:
       root_gb:
         description:
-          - The root disk's size in GiB; V(0) makes it the image's virtual size.
+          - The root disk's size in GiB; V(0) makes it the image's virtual size. Range V(0)..V(65536).
           - A size smaller than the image's virtual size is refused (Nova's "Flavor's disk is too small for
             requested image").
         type: int
         default: 0
       ephemeral_gb:
-        description: The size in GiB of the ephemeral disk C(disk.local) (ext4, label C(ephemeral0)); V(0) for none.
+        description:
+          - The size in GiB of the ephemeral disk C(disk.local) (ext4, label C(ephemeral0)); V(0) for none.
+            Range V(0)..V(65536).
         type: int
         default: 0
       swap_mb:
-        description: The size in MiB of the swap disk C(disk.swap); V(0) for none.
+        description: The size in MiB of the swap disk C(disk.swap); V(0) for none. Range V(0)..V(67108864).
         type: int
         default: 0
       vcpus:
-        description: Not used by this module; accepted so the spec's flavor can be passed.
+        description:
+          - Not used by this module; accepted so the spec's flavor can be passed, and checked. Range V(1)..V(4096).
         type: int
       memory_mb:
-        description: Not used by this module; accepted so the spec's flavor can be passed.
+        description:
+          - Not used by this module; accepted so the spec's flavor can be passed, and checked.
+            Range V(1)..V(16777216).
         type: int
   ramdisk_required:
     description: Refuse an image with a kernel but no ramdisk.
@@ -125,7 +130,8 @@ options:
     type: bool
     default: false
   download_timeout:
-    description: Seconds an http(s) download may wait for the server at a time (connect, each read).
+    description:
+      - Seconds an http(s) download may wait for the server at a time (connect, each read). Range V(1)..V(3600).
     type: int
     default: 60
   validate_certs:
@@ -136,7 +142,7 @@ options:
     description:
       - When set, remove the bases in C(_base) (image, ephemeral and swap bases, and part files of interrupted
         fetches) that no disk under O(instances_path) uses and that were last used more than this many seconds
-        ago. V(0) removes every unused base.
+        ago. V(0) removes every unused base; ten years at most. Range V(0)..V(315360000).
       - A base in use is never removed; a disk whose backing chain cannot be read stops the cleanup.
     type: int
 notes:

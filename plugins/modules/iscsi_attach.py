@@ -104,12 +104,12 @@ options:
     choices: [none, writethrough, writeback, directsync, unsafe]
     default: none
   timeout:
-    description: Seconds each check of the portal (connection, discovery, login) may take.
+    description: Seconds each check of the portal (connection, discovery, login) may take. Range V(1)..V(3600).
     type: int
     default: 10
   scan_tries:
     description: Transport V(host) - how many rescans to wait for the device, with growing sleeps (os-brick's
-      C(num_volume_scan_tries)).
+      C(num_volume_scan_tries)). Range V(1)..V(20).
     type: int
     default: 5
 requirements:

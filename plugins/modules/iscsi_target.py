@@ -15,7 +15,8 @@ description:
   - LUNs are backed by a file (created sparse at O(luns[].size) when missing, never truncated or grown when present)
     or by a block device. Files must be inside O(volume_dir).
   - The target is persisted in O(config_dir)/C(kvmhost-<iqn>.conf) (mode 0600, tgt-admin's format) so that
-    C(tgt-admin -e), which tgt's service runs at start-up, recreates it after tgtd restarts.
+    C(tgt-admin -e), which tgt's service (or the kvm_host role, where it starts tgtd itself) runs at start-up,
+    recreates it after tgtd restarts.
   - The portal addresses are tgtd's own (for example C(tgtd --iscsi portal=127.0.0.1:3260)); this module does not
     change them.
   - V(absent) refuses to remove a target with connected sessions unless O(force). Backing files are kept.
@@ -42,7 +43,7 @@ options:
     default: []
     suboptions:
       lun:
-        description: The LUN number, 1..16383.
+        description: The LUN number (1..16383); LUN 0 is tgt's target controller.
         type: int
         required: true
       path:

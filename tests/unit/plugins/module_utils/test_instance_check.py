@@ -266,16 +266,31 @@ NEW_XML = ("<domain type='qemu'><name>instance-00000001</name><uuid>%s</uuid><me
            "uuid='guest-v1'/></nova:instance></metadata><memory unit='MiB'>192</memory></domain>" % UUID_A)
 
 
-@pytest.mark.parametrize('task_state, running, image, defined, expected', [
-    ('rebuild_spawning', True, 'guest-v1', NEW_XML, [UUID_A]),   # killed after spawning: finish it
-    (None, True, 'guest-v1', NEW_XML, []),                       # no rebuild unfinished: rebuild it
-    ('rebuild_spawning', False, 'guest-v1', NEW_XML, []),        # the new domain does not run
-    ('rebuild_spawning', True, 'guest-v2', NEW_XML, []),         # the spec names another image now
-    ('rebuild_spawning', True, 'guest-v1', NEW_XML.replace('192', '256'), []),  # runs another definition
+SPAWNED = {'shutdown_instance': 'Success', 'spawning': 'Success'}
+
+
+@pytest.mark.parametrize('task_state, events, finished, running, image, defined, expected', [
+    ('rebuild_spawning', SPAWNED, False, True, 'guest-v1', NEW_XML, [UUID_A]),  # killed after spawning: finish it
+    (None, dict(SPAWNED, power_sync='Success', audit_resources=None), False, True, 'guest-v1', NEW_XML,
+     [UUID_A]),                                                                # killed at the audit: finish it
+    (None, SPAWNED, True, True, 'guest-v1', NEW_XML, []),                      # that rebuild ended: rebuild again
+    ('rebuilding', {'shutdown_instance': None}, False, True, 'guest-v1', NEW_XML, []),  # killed before spawning
+    ('rebuild_spawning', {'spawning': 'Error'}, False, True, 'guest-v1', NEW_XML, []),  # spawning failed
+    ('rebuild_spawning', SPAWNED, False, False, 'guest-v1', NEW_XML, []),      # the new domain does not run
+    ('rebuild_spawning', SPAWNED, False, True, 'guest-v2', NEW_XML, []),       # the spec names another image now
+    ('rebuild_spawning', SPAWNED, False, True, 'guest-v1', NEW_XML.replace('192', '256'), []),  # another definition
 ])
-def test_a_killed_rebuild_whose_new_domain_runs_is_resumable(tmp_path, task_state, running, image, defined, expected):
+def test_a_killed_rebuild_whose_new_domain_runs_is_resumable(tmp_path, task_state, events, finished, running, image,
+                                                             defined, expected):
     with StateStore.open(str(tmp_path / 'state.db')) as store:
         store.save_instance(UUID_A, {'name': 'web-1', 'vm_state': 'active', 'task_state': task_state})
+        store.save_action(UUID_A, 'req-boot', action='boot', start_time='2026-12-01T10:00:00.000000Z',
+                          finish_time='2026-12-01T10:01:00.000000Z')
+        action = store.save_action(UUID_A, 'req-killed', action='rebuild', start_time='2026-12-02T10:00:00.000000Z',
+                                   finish_time='2026-12-02T10:05:00.000000Z' if finished else None)
+        for name, result in events.items():
+            store.save_event(action['id'], name, start_time='2026-12-02T10:00:01.000000Z', result=result,
+                             finish_time='2026-12-02T10:00:02.000000Z' if result else None)
     (tmp_path / 'instances' / UUID_A).mkdir(parents=True)
     (tmp_path / 'instances' / UUID_A / 'libvirt.xml').write_text(NEW_XML)
     instance = spec()

@@ -16,7 +16,7 @@ import pytest
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_target import (
-    IscsiTargetDriver, check_target_spec, lowest_free_tid, parse_account_list, parse_size, parse_tgtadm_show,
+    TGTADM_TIMEOUT, IscsiTargetDriver, TgtRunner, check_target_spec, lowest_free_tid, parse_account_list, parse_size, parse_tgtadm_show,
     persisted_password, render_config)
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'golden', 'tgtadm')
@@ -180,9 +180,9 @@ def test_new_target_plan_and_apply(tmp_path):
     assert tgt.calls == [
         ['--op', 'new', '--mode', 'target', '--tid', '1', '-T', 'iqn.2026-11.test.kvmhost:unit'],
         ['--op', 'new', '--mode', 'logicalunit', '--tid', '1', '--lun', '1', '-b', str(tmp_path / 'v.img')],
-        ['--op', 'bind', '--mode', 'target', '--tid', '1', '-I', '127.0.0.1'],
         ['--op', 'new', '--mode', 'account', '--user', 'u', '--password', 'p'],
-        ['--op', 'bind', '--mode', 'account', '--tid', '1', '--user', 'u']]
+        ['--op', 'bind', '--mode', 'account', '--tid', '1', '--user', 'u'],
+        ['--op', 'bind', '--mode', 'target', '--tid', '1', '-I', '127.0.0.1']]  # CHAP first: the ACL opens last
     assert oct(os.stat(result['config_path']).st_mode & 0o777) == '0o600'
     assert result['diff']['after']['tid'] == 1 and 'password' not in str(result['diff'])
 
@@ -212,10 +212,13 @@ def test_changed_password_resets_the_account(tmp_path):
     path.chmod(0o600)
     tgt = FakeTgt(live_show(tmp_path), 'Account list:\n    u\n')
     result, _module = drive(params(tmp_path, chap_password='new'), tgt)
-    assert tgt.calls == [['--op', 'unbind', '--mode', 'account', '--tid', '9', '--user', 'u'],
+    # Closed to its address while its account has no password (no login without CHAP meanwhile), then reopened.
+    assert tgt.calls == [['--op', 'unbind', '--mode', 'target', '--tid', '9', '-I', '127.0.0.1'],
+                         ['--op', 'unbind', '--mode', 'account', '--tid', '9', '--user', 'u'],
                          ['--op', 'delete', '--mode', 'account', '--user', 'u'],
                          ['--op', 'new', '--mode', 'account', '--user', 'u', '--password', 'new'],
-                         ['--op', 'bind', '--mode', 'account', '--tid', '9', '--user', 'u']]
+                         ['--op', 'bind', '--mode', 'account', '--tid', '9', '--user', 'u'],
+                         ['--op', 'bind', '--mode', 'target', '--tid', '9', '-I', '127.0.0.1']]
     assert 'incominguser u new' in path.read_text() and 'new' not in str(result['actions'])
 
 
@@ -228,9 +231,9 @@ def test_lun_and_acl_changes(tmp_path):
     assert tgt.calls == [['--op', 'delete', '--mode', 'logicalunit', '--tid', '9', '--lun', '1'],
                          ['--op', 'new', '--mode', 'logicalunit', '--tid', '9', '--lun', '2', '-b',
                           str(tmp_path / 'w.img')],
-                         ['--op', 'bind', '--mode', 'target', '--tid', '9', '-I', '10.0.0.0/24'],
                          ['--op', 'unbind', '--mode', 'target', '--tid', '9', '-I', '127.0.0.1'],
-                         ['--op', 'unbind', '--mode', 'account', '--tid', '9', '--user', 'u']]
+                         ['--op', 'unbind', '--mode', 'account', '--tid', '9', '--user', 'u'],
+                         ['--op', 'bind', '--mode', 'target', '--tid', '9', '-I', '10.0.0.0/24']]
 
 
 def test_absent_refuses_connected_target_unless_forced(tmp_path):
@@ -248,3 +251,60 @@ def test_absent_without_target_is_unchanged(tmp_path):
     tgt = FakeTgt('', '')
     result, _module = drive(params(tmp_path, state='absent'), tgt)
     assert result['changed'] is False and result['target'] == {'exists': False}
+
+
+class FailingTgt(FakeTgt):
+    """tgtd refuses (or the call is cut short) at the first call whose arguments start with ``at``."""
+
+    def __init__(self, show, accounts, at):
+        super().__init__(show, accounts)
+        self.at = at
+
+    def tgtadm(self, args, secret=None):
+        if list(args[:len(self.at)]) == self.at:
+            raise KvmhostError('tgtadm failed (rc 22): cut short', field='tgtadm')
+        return super().tgtadm(args, secret)
+
+
+@pytest.mark.parametrize('fails_at', [['--op', 'new', '--mode', 'account'], ['--op', 'bind', '--mode', 'account']])
+def test_a_target_stopped_half_way_refuses_logins_rather_than_take_them_without_chap(tmp_path, fails_at):
+    for show, accounts in ((recorded('tgtadm_show_chap.txt'), 'Account list:\n'),  # a new target
+                           (live_show(tmp_path), 'Account list:\n    u\n')):  # a new password on a live one
+        path = tmp_path / 'kvmhost-iqn.2026-11.test.kvmhost:unit.conf'
+        path.write_text(render_config(check_target_spec(params(tmp_path, chap_password='old'))))
+        tgt = FailingTgt(show, accounts, fails_at)
+        with pytest.raises(KvmhostError):
+            drive(params(tmp_path, chap_password='new'), tgt)
+        binds = [call for call in tgt.calls if call[:4] == ['--op', 'bind', '--mode', 'target']]
+        assert binds == [], tgt.calls
+
+
+class CommandModule(object):
+    """run_command of AnsibleModule, answering with ``rc``; records the argument lists."""
+
+    def __init__(self, rc, err=''):
+        self.rc, self.err, self.commands = rc, err, []
+
+    def run_command(self, args, check_rc=False, environ_update=None):
+        self.commands.append(list(args))
+        return self.rc, '', self.err
+
+
+@pytest.mark.parametrize('rc', [124, 137])
+def test_tgtadm_calls_are_bounded_and_a_timeout_says_so_without_the_password(rc):
+    module = CommandModule(rc)
+    with pytest.raises(KvmhostError) as raised:
+        TgtRunner(module).tgtadm(['--op', 'new', '--mode', 'account', '--user', 'u', '--password', 's3cret-pw'],
+                                 secret='s3cret-pw')
+    assert module.commands[0][:3] == ['timeout', '--kill-after=5', str(TGTADM_TIMEOUT)]
+    assert module.commands[0][3:6] == ['tgtadm', '--lld', 'iscsi']
+    assert 'did not finish within %d s (timeout)' % TGTADM_TIMEOUT in str(raised.value)
+    assert 's3cret-pw' not in str(raised.value) and '--password ********' in str(raised.value)
+
+
+def test_a_tgtadm_refusal_is_reported_without_the_password():
+    module = CommandModule(22, err='tgtadm: this account s3cret-pw already exists')
+    with pytest.raises(KvmhostError) as raised:
+        TgtRunner(module).tgtadm(['--op', 'new', '--mode', 'account', '--user', 'u', '--password', 's3cret-pw'],
+                                 secret='s3cret-pw')
+    assert 'failed (rc 22)' in str(raised.value) and 's3cret-pw' not in str(raised.value)
