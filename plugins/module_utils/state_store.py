@@ -441,9 +441,26 @@ class StateStore(object):
             if row is not None and row['request_id'] == request_id:
                 conn.execute('UPDATE claims SET heartbeat_at = ? WHERE instance_uuid = ?', (now, uuid))
             else:
+                if row is not None:
+                    self._end_interrupted(conn, uuid, row['request_id'], request_id, now)
                 conn.execute('INSERT OR REPLACE INTO claims (instance_uuid, request_id, action, claimed_at, heartbeat_at) '
                              'VALUES (?, ?, ?, ?, ?)', (uuid, request_id, action, now, now))
         return None
+
+    @staticmethod
+    def _end_interrupted(conn, uuid, dead_request_id, request_id, now):
+        """The action of a dead run whose claim is taken over ends, as do its unfinished events: interrupted.
+
+        Without this the killed run's action would stay open in the store (and the timeline) for ever.
+        """
+        row = conn.execute('SELECT id FROM actions WHERE instance_uuid = ? AND request_id = ? AND finish_time IS NULL',
+                           (uuid, dead_request_id)).fetchone()
+        if row is None:
+            return
+        message = 'interrupted: the run ended before this finished; request %s took the instance over' % request_id
+        conn.execute("UPDATE action_events SET finish_time = ?, result = 'Error', message = ? "
+                     'WHERE action_id = ? AND finish_time IS NULL', (now, message, row[0]))
+        conn.execute('UPDATE actions SET finish_time = ?, message = ? WHERE id = ?', (now, message, row[0]))
 
     def heartbeat(self, request_id, uuids, now=None):
         """The run ``request_id`` is alive: refresh its claims on ``uuids``."""

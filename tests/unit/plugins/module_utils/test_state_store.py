@@ -188,3 +188,29 @@ def test_claims_keep_two_runs_apart_and_a_dead_runs_claim_is_taken_over(db_path)
         assert store.get_claim('u-1')['request_id'] == 'req-b'
         assert store.release('req-a') == []
         assert store.release('req-b') == ['u-1'] and store.get_claim('u-1') is None
+
+
+def test_a_dead_runs_action_ends_interrupted_when_its_claim_is_taken_over(db_path):
+    with StateStore.open(db_path) as store:
+        store.save_instance('u-1', {'name': 'vm', 'vm_state': 'active'})
+        store.claim('u-1', 'req-a', 'rebuild', now='2026-12-02T10:00:00.000000Z')
+        action = store.save_action('u-1', 'req-a', action='rebuild', start_time='2026-12-02T10:00:00.000000Z')
+        store.save_event(action['id'], 'shutdown_instance', start_time='2026-12-02T10:00:01.000000Z',
+                         finish_time='2026-12-02T10:00:02.000000Z', result='Success')
+        store.save_event(action['id'], 'create_image', start_time='2026-12-02T10:00:03.000000Z')
+        older = store.save_action('u-1', 'req-0', action='boot', start_time='2026-12-01T10:00:00.000000Z',
+                                  finish_time='2026-12-01T10:01:00.000000Z')
+        # Still alive (20 s): refused, and nothing of req-a changes.
+        assert store.claim('u-1', 'req-b', 'rebuild', now='2026-12-02T10:00:20.000000Z')['request_id'] == 'req-a'
+        assert store.get_action('u-1', 'req-a')['finish_time'] is None
+        # Dead: taken over; req-a's action and its open event end, interrupted; finished ones stay as they were.
+        assert store.claim('u-1', 'req-b', 'rebuild', now='2026-12-02T10:01:30.000000Z') is None
+        ended = store.get_action('u-1', 'req-a')
+        assert ended['finish_time'] == '2026-12-02T10:01:30.000000Z'
+        assert ended['message'].startswith('interrupted:') and 'req-b' in ended['message']
+        events = dict((event['event'], event) for event in store.list_actions('u-1')[1]['events'])
+        assert events['shutdown_instance']['result'] == 'Success'
+        assert events['shutdown_instance']['finish_time'] == '2026-12-02T10:00:02.000000Z'
+        assert (events['create_image']['result'], events['create_image']['finish_time']) == (
+            'Error', '2026-12-02T10:01:30.000000Z')
+        assert store.get_action('u-1', 'req-0') == older
