@@ -16,12 +16,16 @@ import json
 import os
 import pathlib
 import re
+import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
 
 import pytest
+
+from kvmhost_testlib import run_module
 
 LIBVIRT_URI = os.environ.get("KVMHOST_LIBVIRT_URI", "qemu:///system")
 DEMO_IMAGES_DIR = pathlib.Path(os.environ.get("KVMHOST_IMAGES", "/var/lib/kvmhost/images"))
@@ -114,12 +118,34 @@ class DemoConsole:
         return None
 
 
+class SessionConnection:
+    """The session's libvirt connection (a virConnect's methods), opened again by reconnect() after a test
+    restarted libvirtd: a connection to the old daemon is dead."""
+
+    def __init__(self, libvirt, uri):
+        self._libvirt, self._uri = libvirt, uri
+        self._conn = libvirt.open(uri)
+
+    def reconnect(self):
+        try:
+            self._conn.close()
+        except self._libvirt.libvirtError:
+            pass
+        self._conn = self._libvirt.open(self._uri)
+
+    def close(self):
+        self._conn.close()
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
 @pytest.fixture(scope="session")
 def libvirt_conn():
     libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors are raised anyway; keep stderr quiet
     try:
-        conn = libvirt.open(LIBVIRT_URI)
+        conn = SessionConnection(libvirt, LIBVIRT_URI)
     except libvirt.libvirtError as e:
         pytest.skip(f"libvirtd is not reachable at {LIBVIRT_URI}: {e}")
     yield conn
@@ -165,6 +191,31 @@ def libvirt_module_test_dir():
     path = _new_test_dir("m-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def tgt_available():
+    """tgtadm and libiscsi's tools installed, and the host's tgtd answering (the kvm_host role starts it)."""
+    if shutil.which('tgtadm') is None or shutil.which('iscsi-inq') is None:
+        pytest.skip('tgt or libiscsi-bin is not installed')
+    if subprocess.run(['tgtadm', '--lld', 'iscsi', '--op', 'show', '--mode', 'target'],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip('tgtd is not running')
+
+
+@pytest.fixture
+def iscsi_export(tgt_available, libvirt_test_dir):
+    """An iscsi_target spec (one 16 MiB LUN, CHAP, ACL 127.0.0.1) under a test directory, its persisted
+    configuration there too (not /etc/tgt/conf.d); the test exports it; removed afterwards (forced)."""
+    tag = secrets.token_hex(4)
+    volume_dir = libvirt_test_dir / 'volumes'
+    volume_dir.mkdir()
+    args = dict(iqn='iqn.2026-11.test.kvmhost:%s' % tag, volume_dir=str(volume_dir),
+                config_dir=str(libvirt_test_dir), initiator_addresses=['127.0.0.1'],
+                luns=[dict(lun=1, path=str(volume_dir / 'vol.img'), size='16M')],
+                chap_username='kvmhost-%s' % tag, chap_password=secrets.token_hex(6))
+    yield args
+    run_module('iscsi_target', dict(args, state='absent', force=True))
 
 
 class LibvirtTestDomains:

@@ -37,8 +37,11 @@ def run_module(name, args, check=False, diff=False, timeout=300):
                              % (name, process.returncode, process.stdout, process.stderr))
 
 
-def playbook_command(playbook, extra_vars=None, check=False, diff=False, inventory=None):
-    """The ansible-playbook command line and environment run_playbook uses (run from ROOT)."""
+def playbook_command(playbook, extra_vars=None, check=False, diff=False, inventory=None, verbosity=0, log_path=None):
+    """The ansible-playbook command line and environment run_playbook uses (run from ROOT).
+
+    ``verbosity`` adds that many -v; ``log_path`` sets Ansible's own log file (ANSIBLE_LOG_PATH).
+    """
     command = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook]
     if inventory:
         command += ['-i', str(inventory)]
@@ -48,14 +51,19 @@ def playbook_command(playbook, extra_vars=None, check=False, diff=False, invento
         command.append('--check')
     if diff:
         command.append('--diff')
+    if verbosity:
+        command.append('-' + 'v' * verbosity)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_FORCE_COLOR='0')
+    if log_path:
+        env['ANSIBLE_LOG_PATH'] = str(log_path)
     return command, env
 
 
-def run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=None, timeout=900):
+def run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=None, timeout=900, verbosity=0,
+                 log_path=None):
     """Run ansible-playbook from the repository root; return (returncode, combined output)."""
-    command, env = playbook_command(playbook, extra_vars, check, diff, inventory)
+    command, env = playbook_command(playbook, extra_vars, check, diff, inventory, verbosity, log_path)
     process = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout,
                              check=False)
     return process.returncode, process.stdout + process.stderr

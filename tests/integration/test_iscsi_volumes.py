@@ -7,14 +7,15 @@ iscsi_target exports a sparse file with CHAP; iscsi_attach (transport qemu) chec
 password in a libvirt secret; domain_xml + domain boot the demo guest with the volume as vdb. The guest writes a
 counter block on the volume: it keeps counting across a reboot and a rebuild of the root disk, while the root's
 own counter starts again. Everything (target, CHAP account, secret, domain, files) is removed in finalizers.
-The persisted tgt configuration goes to a test directory, not /etc/tgt/conf.d. tgtd is never restarted.
+The persisted tgt configuration goes to a test directory, not /etc/tgt/conf.d. tgtd is restarted once, as the
+kvm_host role starts it, while the guest runs with the volume attached.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
+import signal
 import subprocess
 import time
 import uuid as uuid_lib
@@ -40,6 +41,40 @@ def tgt_sessions(iqn):
     return None
 
 
+# tgtd as the kvm_host role starts it (host_daemon, defaults of roles/kvm_host).
+TGTD = dict(name='tgtd', command=['tgtd', '-f', '--iscsi', 'portal=' + PORTAL], socket='/var/run/tgtd/socket.0',
+            runtime_dirs=['/var/run/tgtd'], log_file='/var/log/kvmhost/tgtd.log')
+
+
+def tgtd_pids():
+    return [int(pid) for pid in subprocess.run(['pgrep', '-x', 'tgtd'], capture_output=True, text=True,
+                                               check=False).stdout.split()]
+
+
+def restart_tgtd():
+    """Stop the host's tgtd (started by the kvm_host role) by its pid - SIGTERM, SIGKILL after 10 s - and start
+    it again with host_daemon, as host.yml would. It comes back with no targets."""
+    pids = tgtd_pids()
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while os.path.exists('/proc/%d' % pids[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if os.path.exists('/proc/%d' % pids[0]):
+        os.kill(pids[0], signal.SIGKILL)
+        time.sleep(0.5)
+    started = run_module('host_daemon', TGTD)
+    assert started['changed'] is True and not started.get('failed'), started
+    assert tgtd_pids() and tgtd_pids() != pids
+
+
+def wait_sessions(iqn, count, timeout=60):
+    deadline = time.monotonic() + timeout
+    while tgt_sessions(iqn) != count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return tgt_sessions(iqn)
+
+
 def rhythm(module, args):
     """Check mode, apply, idempotent check, idempotent apply; returns the apply result."""
     results = [run_module(module, args, check=check, diff=True) for check in (True, False, True, False)]
@@ -51,26 +86,9 @@ def rhythm(module, args):
 
 
 @pytest.fixture
-def tgt_available():
-    if shutil.which('tgtadm') is None or shutil.which('iscsi-inq') is None:
-        pytest.skip('tgt or libiscsi-bin is not installed')
-    if subprocess.run(['tgtadm', '--lld', 'iscsi', '--op', 'show', '--mode', 'target'],
-                      capture_output=True, check=False).returncode != 0:
-        pytest.skip('tgtd is not running')
-
-
-@pytest.fixture
-def export(tgt_available, libvirt_test_dir):
-    """A target spec under the test directory; the target is removed afterwards (forced)."""
-    tag = secrets.token_hex(4)
-    volume_dir = libvirt_test_dir / 'volumes'
-    volume_dir.mkdir()
-    args = dict(iqn='iqn.2026-11.test.kvmhost:%s' % tag, volume_dir=str(volume_dir),
-                config_dir=str(libvirt_test_dir), initiator_addresses=['127.0.0.1'],
-                luns=[dict(lun=1, path=str(volume_dir / 'vol.img'), size='16M')],
-                chap_username='kvmhost-%s' % tag, chap_password=secrets.token_hex(6))
-    yield args
-    run_module('iscsi_target', dict(args, state='absent', force=True))
+def export(iscsi_export):
+    """The shared CHAP target of conftest.iscsi_export."""
+    return iscsi_export
 
 
 def volume_of(export, password=None):
@@ -207,6 +225,24 @@ def test_volume_survives_reboot_and_rebuild(export, instance, demo_console):
     lines = console.wait_boot()
     assert 'disk vda marker=demo-guest-v1 boots=2' in lines and 'disk vdb counter boots=2' in lines, lines
 
+    # tgtd restarts under the running guest: it comes back empty; the persisted configuration makes the target
+    # again (as the kvm_host role does after it starts tgtd: tgt-admin --execute), identical to its spec, and
+    # QEMU's initiator logs in again by itself; the guest's next boot reads and writes the volume.
+    restart_tgtd()
+    assert tgt_sessions(export['iqn']) is None  # no such target any more
+    subprocess.run(['tgt-admin', '--execute', '--conf', os.path.join(export['config_dir'],
+                                                                     'kvmhost-%s.conf' % export['iqn'])],
+                   capture_output=True, check=True)
+    restored = run_module('iscsi_target', export)
+    assert restored['changed'] is False and not restored.get('failed'), restored
+    assert wait_sessions(export['iqn'], 1) == 1
+    assert run_module('domain', dict(uuid=spec['uuid']))['power_state'] == 1  # the guest ran on
+    shutdown(spec)
+    console.mark()
+    assert run_module('domain', dict(uuid=spec['uuid']))['power_state'] == 1
+    lines = console.wait_boot()
+    assert 'disk vdb counter boots=3' in lines, lines
+
     # Rebuild: the root directory moves aside, a new image; the same volume comes back.
     shutdown(spec)
     moved = run_module('instance_disk', dict(uuid=spec['uuid'], instances_path=instances_path, state='moved'))
@@ -214,7 +250,7 @@ def test_volume_survives_reboot_and_rebuild(export, instance, demo_console):
     spec['image'] = image_spec(images, 'demo-guest-v2')
     console = demo_console(os.path.join(directory, 'console.log'))
     lines = boot(spec, instances_path, attached['volume_secrets'], console)
-    assert 'disk vda marker=demo-guest-v2 boots=1' in lines and 'disk vdb counter boots=3' in lines, lines
+    assert 'disk vda marker=demo-guest-v2 boots=1' in lines and 'disk vdb counter boots=4' in lines, lines
 
     # Hot-unplug from the running guest (live and persistent), then the secret goes.
     detach = dict(volume=volume, domain_uuid=spec['uuid'], state='detached')

@@ -19,6 +19,7 @@ modules, as delete.yml does).
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import os
 import random
@@ -32,7 +33,8 @@ import uuid as uuid_lib
 import pytest
 import yaml
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
+    CLAIM_STALE_SECONDS, StateStore, to_datetime)
 from kvmhost_testlib import TEST_PREFIX, VENV_BIN, recap, run_module, run_playbook, start_playbook
 
 libvirt = pytest.importorskip('libvirt')
@@ -182,10 +184,12 @@ class Host(object):
         except FileNotFoundError:
             return set()
 
-    def play(self, playbook, extra_vars=None, overrides=None):
+    def play(self, playbook, extra_vars=None, overrides=None, **options):
+        """Run the playbook on the inventory; ``options`` go to run_playbook (check, diff, verbosity, log_path)."""
         self.write_inventory(overrides)
         before = self._timeline_files()
-        returncode, output = run_playbook('playbooks/%s.yml' % playbook, extra_vars, inventory=self.inventory)
+        returncode, output = run_playbook('playbooks/%s.yml' % playbook, extra_vars, inventory=self.inventory,
+                                          **options)
         timelines = []
         for name in sorted(self._timeline_files() - before):
             with open(os.path.join(self.timeline_dir, name)) as handle:
@@ -375,18 +379,28 @@ def test_rebuild_of_a_spec_wrong_on_its_face_never_shuts_the_instance_down(
     assert record['updated_at'] == record_before['updated_at']
 
 
-def wait_for_event(process, state_db, uuid, event, result=None, timeout=180):
-    """Wait until ``event`` of the instance's newest action is in the state store (finished with ``result`` when
-    given), while the playbook ``process`` runs. The store is read read-only, as a poller would."""
+def newest_action_id(state_db, uuid):
+    """The id of the instance's newest action in the store (0 for none): what a run started next comes after."""
+    conn = sqlite3.connect('file:%s?mode=ro' % state_db, uri=True, timeout=5)
+    try:
+        return conn.execute('SELECT COALESCE(MAX(id), 0) FROM actions WHERE instance_uuid = ?', (uuid,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def wait_for_event(process, state_db, uuid, event, after, result=None, timeout=180):
+    """Wait until ``event`` of the instance's newest action, newer than action id ``after``, is in the state store
+    (finished with ``result`` when given), while the playbook ``process`` runs. The store is read read-only, as a
+    poller would."""
     deadline = time.monotonic() + timeout
     query = ('SELECT e.result FROM action_events e JOIN actions a ON a.id = e.action_id WHERE a.instance_uuid = ? '
-             'AND e.event = ? AND a.id = (SELECT MAX(id) FROM actions WHERE instance_uuid = ?)')
+             'AND e.event = ? AND a.id = (SELECT MAX(id) FROM actions WHERE instance_uuid = ?) AND a.id > ?')
     while True:
         assert process.poll() is None, 'the run ended (rc %s) before %s' % (process.returncode, event)
         assert time.monotonic() < deadline, 'no %s event after %d s' % (event, timeout)
         conn = sqlite3.connect('file:%s?mode=ro' % state_db, uri=True, timeout=5)
         try:
-            row = conn.execute(query, (uuid, event, uuid)).fetchone()
+            row = conn.execute(query, (uuid, event, uuid, after)).fetchone()
         except sqlite3.OperationalError:  # busy, or no table yet: try again
             row = None
         finally:
@@ -404,13 +418,33 @@ def count_actions(state_db, uuid):
         conn.close()
 
 
-def kill_at_event(process, state_db, uuid, event, result=None, timeout=180):
-    """Fault injection: SIGKILL the playbook's process group at ``event`` (see wait_for_event)."""
+def age_claims(state_db, seconds=CLAIM_STALE_SECONDS):
+    """Make the claims in the store ``seconds`` + 1 older, as that long a silence of their (killed) run would.
+
+    A killed run's claims go stale after CLAIM_STALE_SECONDS without a heartbeat, and the next run waits for
+    that (test_a_second_run_on_the_same_instance_waits_then_is_refused and the state store's unit tests show
+    it); the kill tests age them instead of sleeping a minute each.
+    """
+    conn = sqlite3.connect(state_db, timeout=5)
     try:
-        wait_for_event(process, state_db, uuid, event, result, timeout)
+        with conn:
+            for uuid, heartbeat_at in conn.execute('SELECT instance_uuid, heartbeat_at FROM claims').fetchall():
+                aged = to_datetime(heartbeat_at) - datetime.timedelta(seconds=seconds + 1)
+                conn.execute('UPDATE claims SET heartbeat_at = ? WHERE instance_uuid = ?',
+                             (aged.strftime('%Y-%m-%dT%H:%M:%S.%fZ'), uuid))
+    finally:
+        conn.close()
+
+
+def kill_at_event(process, state_db, uuid, event, after, result=None, timeout=180):
+    """Fault injection: SIGKILL the playbook's process group at ``event`` (see wait_for_event); its claims
+    are then aged (see age_claims)."""
+    try:
+        wait_for_event(process, state_db, uuid, event, after, result, timeout)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the group this test started, and only it
         process.wait(timeout=60)
+    age_claims(state_db)
 
 
 def test_rebuild_killed_after_spawning_is_finished_not_rebuilt_again(host, main_instance, main_first_boot,
@@ -419,9 +453,10 @@ def test_rebuild_killed_after_spawning_is_finished_not_rebuilt_again(host, main_
     directory = host.directory(main_instance)
     host.specs[main_instance]['image'] = image_spec(demo_images, 'demo-guest-v1')  # a new root of the same image
     log = tmp_path / 'killed-after-spawning.log'
+    after = newest_action_id(host.state_db, main_instance)
     with open(str(log), 'w') as output:
         process = host.start('rebuild', output, {'kvmhost_rebuild_uuids': [main_instance]})
-        kill_at_event(process, host.state_db, main_instance, 'spawning', result='Success')
+        kill_at_event(process, host.state_db, main_instance, 'spawning', after, result='Success')
     assert process.returncode == -signal.SIGKILL, log.read_text()[-3000:]
     # Killed with the new domain running from the new root: the record says the rebuild is unfinished.
     dom_id = domain_of(libvirt_conn, main_instance).ID()
@@ -452,10 +487,11 @@ def test_a_second_run_on_the_same_instance_waits_then_is_refused(
     host.specs[main_instance]['image'] = image_spec(demo_images, 'demo-guest-v2')
     actions_before = count_actions(host.state_db, main_instance)
     log = tmp_path / 'first-run.log'
+    after = newest_action_id(host.state_db, main_instance)
     with open(str(log), 'w') as output:
         first = host.start('rebuild', output, {'kvmhost_rebuild_uuids': [main_instance]})
         try:
-            wait_for_event(first, host.state_db, main_instance, 'shutdown_instance')
+            wait_for_event(first, host.state_db, main_instance, 'shutdown_instance', after)
             started = time.monotonic()
             second = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance], 'kvmhost_claim_wait': 3})
             waited = time.monotonic() - started
@@ -538,6 +574,7 @@ def test_rebuild_killed_after_the_move_is_finished_by_the_next_run(host, main_in
         finally:
             os.killpg(process.pid, signal.SIGKILL)  # the group this test started, and only it
             process.wait(timeout=60)
+    age_claims(host.state_db)
     assert process.returncode == -signal.SIGKILL
     # Killed half-way: the old directory is moved aside and the rebuild is unfinished in the store.
     assert os.path.isdir(directory + '_del')
@@ -560,6 +597,161 @@ def test_rebuild_killed_after_the_move_is_finished_by_the_next_run(host, main_in
     assert run.tasks <= 20, run.tasks
 
 
+# Where a rebuild is killed: as each of these steps has begun (its event's start is recorded before its work),
+# and once the old directory is deleted, before the audit (the audit itself takes less time than the kill).
+# After the move and after spawning finished are tested above; these are the rest of the seed's steps.
+REBUILD_KILL_POINTS = [('shutdown_instance', None), ('unplug_vifs', None), ('create_image', None),
+                       ('spawning', None), ('power_sync', None), ('delete_old_instance_dir', None),
+                       ('delete_old_instance_dir', 'Success')]
+# Killed at these, the run had already started the new domain: the next run only finishes it.
+AFTER_SPAWNING = ('power_sync', 'delete_old_instance_dir')
+
+
+@pytest.mark.parametrize('event, result', REBUILD_KILL_POINTS,
+                         ids=['%s-%s' % (event, 'done' if result else 'begun') for event, result in REBUILD_KILL_POINTS])
+def test_rebuild_killed_at_each_step_is_finished_by_the_next_run(host, main_instance, main_first_boot, demo_images,
+                                                                 demo_console, libvirt_conn, tmp_path, event, result):
+    """SIGKILL of the whole playbook at ``event`` (begun, or finished with ``result``), then rebuild.yml again:
+    one instance, active, running the spec's image from one directory, its VIF plugged and its firewall in
+    place, every step a success; the killed run's action ended as interrupted."""
+    image_id = 'demo-guest-v%d' % (1 + REBUILD_KILL_POINTS.index((event, result)) % 2)
+    host.specs[main_instance]['image'] = image_spec(demo_images, image_id)
+    wait_boot(demo_console(host.console_log(main_instance)))  # each rebuild shuts down a booted guest
+    log = tmp_path / ('killed-at-%s-%s.log' % (event, result))
+    after = newest_action_id(host.state_db, main_instance)
+    with open(str(log), 'w') as output:
+        process = host.start('rebuild', output, {'kvmhost_rebuild_uuids': [main_instance]})
+        kill_at_event(process, host.state_db, main_instance, event, after, result=result)
+    assert process.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    killed_actions = count_actions(host.state_db, main_instance)
+    conn = sqlite3.connect('file:%s?mode=ro' % host.state_db, uri=True)
+    try:
+        (unfinished,) = conn.execute('SELECT finish_time FROM actions WHERE id = (SELECT MAX(id) FROM actions '
+                                     'WHERE instance_uuid = ?)', (main_instance,)).fetchone()
+    finally:
+        conn.close()
+    assert unfinished is None  # killed unfinished
+    running = domain_of(libvirt_conn, main_instance)
+    killed_domain_id = running.ID() if running is not None and running.isActive() else None
+
+    run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]})
+    assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
+    # The killed run's action ended, interrupted, when the next run took the instance over.
+    conn = sqlite3.connect('file:%s?mode=ro' % host.state_db, uri=True)
+    try:
+        actions = conn.execute('SELECT id, request_id, action, start_time, finish_time, message FROM actions '
+                               'WHERE instance_uuid = ? ORDER BY id', (main_instance,)).fetchall()
+        claims = conn.execute('SELECT * FROM claims').fetchall()
+    finally:
+        conn.close()
+    killed = actions[killed_actions - 1]
+    assert killed[4] is not None and (killed[5] or '').startswith('interrupted:'), (actions, claims)
+    lines = wait_boot(demo_console(host.console_log(main_instance)))
+    assert 'disk vda marker=%s boots=1' % image_id in lines, lines
+    assert [name for name in os.listdir(host.instances_path) if name.startswith(main_instance)] == [main_instance]
+    record = host.record(main_instance)
+    assert (record['vm_state'], record['task_state'], record['live']['power_state']) == ('active', None, 1), record
+    assert record['image']['id'] == image_id
+    domain = domain_of(libvirt_conn, main_instance)
+    assert domain is not None and domain.isActive()
+    port_id = host.specs[main_instance]['vifs'][0]['id']
+    assert 'qvo' + port_id[:11] in ovs_ports()
+    assert all(os.path.exists('/sys/class/net/' + name) for name in vif_devices(port_id))
+    assert port_id[:11] in firewall_rules()
+    events = events_by_name(run.timeline, main_instance)
+    assert all(item['result'] == 'Success' for item in events.values()), events
+    assert {'spawning', 'delete_old_instance_dir', 'audit_resources'} <= set(events), events
+    if event in AFTER_SPAWNING:  # finished, not rebuilt again: the same QEMU process, no shutdown
+        assert domain.ID() == killed_domain_id and 'shutdown_instance' not in events, events
+
+
+def test_boot_and_delete_killed_half_way_are_finished_by_the_next_run(host, demo_images, demo_console, libvirt_conn,
+                                                                      tmp_path):
+    """boot.yml killed as spawning begins, then boot.yml again: the instance runs, once; delete.yml killed once
+    it has begun deleting, then delete.yml again: nothing of the instance is left."""
+    vif = ovs_hybrid_vif()
+    uuid = host.add('killed-boot', image_spec(demo_images, 'demo-guest-v1'), vifs=[vif])
+    for playbook, extra, event in (('boot', {'kvmhost_boot_uuids': [uuid]}, 'spawning'),
+                                   ('delete', {'kvmhost_delete_uuids': [uuid]}, 'delete_instance')):
+        after = newest_action_id(host.state_db, uuid)
+        log = tmp_path / ('killed-%s.log' % playbook)
+        with open(str(log), 'w') as output:
+            process = host.start(playbook, output, extra)
+            kill_at_event(process, host.state_db, uuid, event, after)
+        assert process.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+        run = host.play(playbook, extra)
+        assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
+        events = events_by_name(run.timeline, uuid)
+        assert all(item['result'] == 'Success' for item in events.values()), events
+        record = host.record(uuid)
+        if playbook == 'boot':
+            lines = wait_boot(demo_console(host.console_log(uuid)))
+            assert 'disk vda marker=demo-guest-v1 boots=1' in lines, lines
+            assert (record['vm_state'], record['task_state'], record['live']['power_state']) == ('active', None, 1)
+            assert 'qvo' + vif['id'][:11] in ovs_ports() and vif['id'][:11] in firewall_rules()
+        else:
+            assert record['deleted'] is True and record['live']['found'] is False, record
+            assert domain_of(libvirt_conn, uuid) is None
+            assert [name for name in os.listdir(host.instances_path) if name.startswith(uuid)] == []
+            assert [name for name in vif_devices(vif['id']) if os.path.exists('/sys/class/net/' + name)] == []
+            assert vif['id'][:11] not in firewall_rules()
+
+
+# libvirtd as the kvm_host role starts it (host_daemon, defaults of roles/kvm_host).
+LIBVIRTD = dict(name='libvirtd', command=['catatonit', '--', 'libvirtd'], process_name='libvirtd',
+                runtime_dirs=['/run/libvirt'], socket='/run/libvirt/libvirt-sock',
+                log_file='/var/log/kvmhost/libvirtd.log')
+
+
+def restart_libvirtd(libvirt_conn):
+    """Stop the host's libvirtd (started by the kvm_host role) by its pid, SIGTERM, and start it again with
+    host_daemon, as host.yml would; the guests' QEMU processes run on. The session's connection is reopened."""
+    found = subprocess.run(['pgrep', '-x', 'libvirtd'], capture_output=True, text=True, check=False).stdout.split()
+    (pid,) = [int(item) for item in found]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while os.path.exists('/proc/%d' % pid):
+        assert time.monotonic() < deadline, 'libvirtd %d did not stop within 30 s' % pid
+        time.sleep(0.05)
+    started = run_module('host_daemon', LIBVIRTD)
+    assert started['changed'] is True and not started.get('failed'), started
+    libvirt_conn.reconnect()
+
+
+def test_a_rebuild_through_a_libvirtd_restart_loses_nothing_and_the_next_run_finishes(
+        host, main_instance, main_first_boot, demo_images, demo_console, libvirt_conn, tmp_path):
+    """libvirtd stops as the new domain is being defined and comes back: the run ends with the instance on its
+    old root or its new one (never without one), saying what failed; the next rebuild.yml finishes it."""
+    directory = host.directory(main_instance)
+    image_id = 'demo-guest-v2' if host.record(main_instance)['image']['id'] == 'demo-guest-v1' else 'demo-guest-v1'
+    host.specs[main_instance]['image'] = image_spec(demo_images, image_id)
+    wait_boot(demo_console(host.console_log(main_instance)))
+    log = tmp_path / 'libvirtd-restart.log'
+    after = newest_action_id(host.state_db, main_instance)
+    with open(str(log), 'w') as output:
+        process = host.start('rebuild', output, {'kvmhost_rebuild_uuids': [main_instance]})
+        try:
+            wait_for_event(process, host.state_db, main_instance, 'spawning', after)
+            restart_libvirtd(libvirt_conn)
+        finally:
+            process.wait(timeout=600)
+    text = log.read_text()
+    assert os.path.isdir(directory) or os.path.isdir(directory + '_del')  # a root, old or new, is there
+    if process.returncode != 0:  # the play says which instance failed, where and why
+        assert 'rebuild failed at ' in text and main_instance in text, text[-3000:]
+    record = host.record(main_instance)
+    assert record['vm_state'] in ('active', 'error'), record
+
+    run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]})
+    assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
+    lines = wait_boot(demo_console(host.console_log(main_instance)))
+    assert 'disk vda marker=%s boots=1' % image_id in lines, lines
+    assert [name for name in os.listdir(host.instances_path) if name.startswith(main_instance)] == [main_instance]
+    record = host.record(main_instance)
+    assert (record['vm_state'], record['task_state'], record['live']['power_state']) == ('active', None, 1), record
+    assert record['image']['id'] == image_id
+
+
 def test_boot_in_check_mode_predicts_a_new_instance_and_changes_nothing(host, demo_images, libvirt_conn):
     uuid = host.add('check', image_spec(demo_images, 'demo-guest-v1'), vifs=[ovs_hybrid_vif()])
     try:
@@ -577,6 +769,58 @@ def test_boot_in_check_mode_predicts_a_new_instance_and_changes_nothing(host, de
         assert result['instances'] == [], result
     finally:
         del host.specs[uuid]
+
+
+def files_holding(text, *roots):
+    """The files under ``roots`` whose bytes contain ``text``."""
+    found = []
+    for root in roots:
+        for directory, _dirs, names in os.walk(root):
+            for name in names:
+                path = os.path.join(directory, name)
+                with open(path, 'rb') as handle:
+                    if text.encode() in handle.read():
+                        found.append(path)
+    return found
+
+
+def test_a_chap_password_never_shows_in_output_logs_store_or_timeline(
+        host, demo_images, iscsi_export, libvirt_conn):
+    """boot.yml and delete.yml of an instance with a CHAP iSCSI volume, at -vvv with --diff and Ansible's
+    log file on: the password is in libvirt's secret (and tgt's 0600 configuration) and nowhere else."""
+    created = run_module('iscsi_target', iscsi_export)
+    assert not created.get('failed'), created
+    password = iscsi_export['chap_password']
+    uuid = host.add('secret', image_spec(demo_images, 'demo-guest-v1'))
+    host.specs[uuid]['volumes'] = [{
+        'id': str(uuid_lib.uuid4()), 'device_name': 'vdb', 'target_portal': '127.0.0.1:3260',
+        'target_iqn': iscsi_export['iqn'], 'target_lun': 1, 'transport': 'qemu',
+        'auth': {'method': 'CHAP', 'username': iscsi_export['chap_username'], 'password': password}}]
+    log_path = os.path.join(host.dir, 'ansible-secret.log')
+    booted = host.play('boot', {'kvmhost_boot_uuids': [uuid]}, diff=True, verbosity=3, log_path=log_path)
+    assert booted.returncode == 0, str(booted)
+    domain = domain_of(libvirt_conn, uuid)
+    assert domain is not None and domain.isActive()
+    (secret_uuid,) = re.findall(r"<secret type='iscsi' uuid='([0-9a-f-]+)'", domain.XMLDesc(0))
+    assert libvirt_conn.secretLookupByUUIDString(secret_uuid).value() == password.encode()
+    deleted = host.play('delete', {'kvmhost_delete_uuids': [uuid]}, diff=True, verbosity=3, log_path=log_path)
+    assert deleted.returncode == 0, str(deleted)
+    assert domain_of(libvirt_conn, uuid) is None
+    assert secret_uuid not in [secret.UUIDString() for secret in libvirt_conn.listAllSecrets()]
+
+    with open(log_path) as handle:
+        logged = handle.read()
+    # The log holds both runs at -vvv: the commands Ansible ran and the module results.
+    assert '<localhost> EXEC' in logged and 'iscsi_attach' in logged and logged.count('PLAY RECAP') == 2, \
+        logged[-2000:]
+    for label, text in (('boot.yml output', booted.output), ('delete.yml output', deleted.output),
+                        ('Ansible log', logged)):
+        assert password not in text, label
+    with sqlite3.connect(host.state_db) as conn:
+        assert password not in '\n'.join(conn.iterdump()), 'state store'
+    assert files_holding(password, host.timeline_dir, host.instances_path) == []
+    for path in files_holding(password, iscsi_export['config_dir']):
+        assert os.path.basename(path).endswith('.conf') and os.stat(path).st_mode & 0o077 == 0, path
 
 
 def test_delete_removes_everything_of_the_instance(host, main_instance, main_first_boot, libvirt_conn):
