@@ -41,6 +41,28 @@ def test_daemons_answer(libvirt_conn):
     assert '127.0.0.1:3260' in portals
 
 
+def test_the_modules_run_on_the_host_s_own_python(tmp_path):
+    """A remote host runs the modules with its /usr/bin/python3, not the controller's venv: the role installs
+    the libvirt and lxml bindings they need there. instance_info and domain_xml (check mode) run with it."""
+    if not os.path.exists('/usr/bin/python3'):
+        pytest.skip('no /usr/bin/python3 here')
+    playbook = tmp_path / 'own-python.yml'
+    state_db = tmp_path / 'state.sqlite3'
+    playbook.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
+        {'kvmhost.lifecycle.instance_info': {'state_db': str(state_db)}, 'register': 'info'},
+        {'kvmhost.lifecycle.domain_xml': {
+            'instance': {'uuid': '7e57f300-0000-4000-8000-000000000001', 'name': TEST_PREFIX + 'own-python',
+                         'flavor': {'vcpus': 1, 'memory_mb': 128, 'root_gb': 1, 'ephemeral_gb': 0, 'swap_mb': 0},
+                         'image': {'id': 'x', 'source': '/nonexistent', 'checksum': 'sha256:' + '0' * 64},
+                         'vifs': [], 'volumes': []},
+            'local_id': 7, 'virt_type': 'qemu', 'state_db': str(state_db)}, 'check_mode': True, 'register': 'xml'},
+        {'ansible.builtin.assert': {'that': ['info.instances | length == 0', "'<domain' in xml.xml"]}}]}]))
+    returncode, output = run_playbook(str(playbook), {'ansible_python_interpreter': '/usr/bin/python3',
+                                                      'ansible_connection': 'local'},
+                                      inventory='localhost,')
+    assert returncode == 0 and 'All assertions passed' in output, output[-3000:]
+
+
 def test_libvirtd_runs_once_under_a_subreaper():
     pids = subprocess.run(['pgrep', '-x', 'libvirtd'], capture_output=True, text=True, check=False).stdout.split()
     assert len(pids) == 1
