@@ -368,7 +368,7 @@ BAD_INPUTS = [
      'needs a ramdisk'),
     ('ramdisk without kernel', {'image': {'kernel': None}}, 'image.ramdisk', 'needs a kernel'),
     ('missing kernel', {'image': {'kernel': '/nonexistent/vmlinuz'}}, 'image.kernel', 'does not exist'),
-    ('negative swap', {'flavor': {'swap_mb': -1}}, 'flavor.swap_mb', 'must not be negative'),
+    ('negative swap', {'flavor': {'swap_mb': -1}}, 'flavor.swap_mb', 'must be 0..67108864, got -1'),
     ('flavor too small', {'image': 'big'}, 'flavor.root_gb', "Flavor's disk is too small for requested image"),
     ('image with a backing file', {'image': 'chained'}, 'image.source', 'has a backing file (/etc/hostname)'),
 ]

@@ -135,5 +135,5 @@ def test_host_daemon_negative_wait_timeout_fails_before_starting_anything(test_d
     binary, _started = test_daemon_binary
     result = run_module('host_daemon', dict(name=os.path.basename(binary), command=[binary, '300'],
                                             log_file=str(tmp_path / 'daemon.log'), wait_timeout=-1))
-    assert result['failed'] is True and result['msg'] == 'wait_timeout: must be 0 to 3600 seconds, got -1'
+    assert result['failed'] is True and result['msg'] == 'wait_timeout: must be 0..3600 seconds, got -1'
     assert not os.path.exists(str(tmp_path / 'daemon.log'))  # nothing was started
