@@ -39,7 +39,8 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_images 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
     LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, domains_by_local_id, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.resource_audit import read_meminfo
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
+    MAX_CLAIM_STALE_SECONDS, MIN_CLAIM_STALE_SECONDS, StateStore)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import MAX_TIMEOUT, check_int, check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import check_vif_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import domain_drift, parse_xml
@@ -170,6 +171,9 @@ class InstanceCheckDriver(ModuleDriver):
     def check_options(params):
         """The module's own options; the instance specs are checked by :func:`check_spec`, each refusal named."""
         check_int(params['claim_wait'], 'claim_wait', 0, MAX_TIMEOUT, 'seconds')
+        if params.get('claim'):
+            check_int(params['claim']['stale_after'], 'claim.stale_after', MIN_CLAIM_STALE_SECONDS,
+                      MAX_CLAIM_STALE_SECONDS, 'seconds')
 
     def _run(self):
         params = self.params
@@ -229,7 +233,8 @@ class InstanceCheckDriver(ModuleDriver):
                     if self.check_mode:
                         holder = store.other_run_claim(uuid, request_id)
                     else:
-                        holder = store.claim(uuid, request_id, self.params['action'])
+                        holder = store.claim(uuid, request_id, self.params['action'],
+                                             stale_after=self.params['claim']['stale_after'])
                     if holder is None:
                         pending.remove(uuid)
                         held.pop(uuid, None)
@@ -243,9 +248,10 @@ class InstanceCheckDriver(ModuleDriver):
                 store.release(request_id)  # all or nothing: the run does not start
         for uuid in pending:
             holder = held[uuid]
-            self.refuse('another run on this host has it: request %s (%s) since %s, last heard from at %s; waited %d s'
-                        % (holder['request_id'], holder['action'], holder['claimed_at'], holder['heartbeat_at'], wait),
-                        uuid, _name(checked, uuid), 'uuid')
+            self.refuse('another run on this host has it: request %s (%s) since %s, last heard from at %s (its claim '
+                        'is taken over after %d s of silence); waited %d s'
+                        % (holder['request_id'], holder['action'], holder['claimed_at'], holder['heartbeat_at'],
+                           holder['stale_after'], wait), uuid, _name(checked, uuid), 'uuid')
         if not pending:
             self.host['claimed'] = [] if self.check_mode else list(uuids)
 

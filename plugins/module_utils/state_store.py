@@ -27,9 +27,12 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import Kv
 
 # 'KVMH': marks a file as ours, so a store path that points at some other SQLite file fails.
 APPLICATION_ID = 0x4B564D48
-SCHEMA_VERSION = 2
-# A run's claim on an instance whose heartbeat is older than this is a dead run's (a killed ansible-playbook).
+SCHEMA_VERSION = 3
+# A run's claim on an instance whose heartbeat is older than its stale_after seconds is a dead run's (a killed
+# ansible-playbook); a run that says nothing else gets this. A run says how long it can be silent: a host waits
+# for the other hosts of the play between two steps, without a module to beat the heart.
 CLAIM_STALE_SECONDS = 60
+MIN_CLAIM_STALE_SECONDS, MAX_CLAIM_STALE_SECONDS = 30, 86400
 DEFAULT_BUSY_TIMEOUT = 30.0
 DEFAULT_STATE_DB = '/var/lib/kvmhost/state.sqlite3'
 
@@ -112,14 +115,21 @@ MIGRATIONS = {
             heartbeat_at TEXT NOT NULL
         )""",
     ),
+    # How long each claim outlives its run's last heartbeat: the run's own choice.
+    3: (
+        "ALTER TABLE claims ADD COLUMN stale_after INTEGER NOT NULL DEFAULT %d" % CLAIM_STALE_SECONDS,
+    ),
 }
 
 
-def held_by_another_run(claim, request_id, now, stale_after=CLAIM_STALE_SECONDS):
+def held_by_another_run(claim, request_id, now):
     """Whether ``claim`` (a claims row, or None) is another run's than ``request_id`` and alive at ``now``: its
-    heartbeat at most ``stale_after`` seconds old. An older one is a dead run's (a killed ansible-playbook)."""
-    return (claim is not None and claim['request_id'] != request_id
-            and (to_datetime(now) - to_datetime(claim['heartbeat_at'])).total_seconds() <= stale_after)
+    heartbeat at most the claim's ``stale_after`` seconds old. An older one is a dead run's (a killed
+    ansible-playbook)."""
+    if claim is None or claim['request_id'] == request_id:
+        return False
+    stale_after = claim['stale_after'] if 'stale_after' in claim.keys() else CLAIM_STALE_SECONDS
+    return (to_datetime(now) - to_datetime(claim['heartbeat_at'])).total_seconds() <= stale_after
 
 
 def utcnow():
@@ -431,20 +441,22 @@ class StateStore(object):
     def claim(self, uuid, request_id, action, now=None, stale_after=CLAIM_STALE_SECONDS):
         """Claim the instance for the run ``request_id``. None when it is ours now, else the live claim of another run.
 
-        A claim whose heartbeat is older than ``stale_after`` seconds is a dead run's and is taken over.
+        The claim is the run's until it has been silent (no heartbeat) for ``stale_after`` seconds; an older
+        claim of another run is a dead run's and is taken over.
         """
         now = now or utcnow()
         with self.transaction() as conn:
             row = conn.execute('SELECT * FROM claims WHERE instance_uuid = ?', (uuid,)).fetchone()
-            if held_by_another_run(row, request_id, now, stale_after):
+            if held_by_another_run(row, request_id, now):
                 return dict(row)
             if row is not None and row['request_id'] == request_id:
-                conn.execute('UPDATE claims SET heartbeat_at = ? WHERE instance_uuid = ?', (now, uuid))
+                conn.execute('UPDATE claims SET heartbeat_at = ?, stale_after = ? WHERE instance_uuid = ?',
+                             (now, stale_after, uuid))
             else:
                 if row is not None:
                     self._end_interrupted(conn, uuid, row['request_id'], request_id, now)
-                conn.execute('INSERT OR REPLACE INTO claims (instance_uuid, request_id, action, claimed_at, heartbeat_at) '
-                             'VALUES (?, ?, ?, ?, ?)', (uuid, request_id, action, now, now))
+                conn.execute('INSERT OR REPLACE INTO claims (instance_uuid, request_id, action, claimed_at, heartbeat_at, '
+                             'stale_after) VALUES (?, ?, ?, ?, ?, ?)', (uuid, request_id, action, now, now, stale_after))
         return None
 
     @staticmethod

@@ -72,8 +72,8 @@ options:
         time. The step modules given the same request id in their O(kvmhost.lifecycle.instance_shutdown#module:record)
         refuse an instance another live run has, and keep the run's claims alive while they work (a heartbeat every
         10 seconds); M(kvmhost.lifecycle.instance_timeline) with O(kvmhost.lifecycle.instance_timeline#module:release_claims)
-        releases them at the end. A claim whose heartbeat is older than 60 seconds is a dead run's (a killed
-        ansible-playbook) and is taken over.
+        releases them at the end. A claim whose heartbeat is older than its O(claim.stale_after) seconds is a dead
+        run's (a killed ansible-playbook) and is taken over.
       - All or nothing - when an instance stays claimed by another run for O(claim_wait) seconds, the module releases
         the claims it took and refuses that instance, naming the other run's request id.
       - In check mode nothing is claimed; an instance that another live run has is refused all the same.
@@ -83,6 +83,13 @@ options:
         description: The run's request id.
         type: str
         required: true
+      stale_after:
+        description:
+          - Seconds the run's claims outlive its last heartbeat before another run may take them over. Between
+            two steps of a play a host waits, silent, for the other hosts' step, so this must be longer than the
+            longest step any host of the play takes (a shutdown timeout, an image download). Range V(30)..V(86400).
+        type: int
+        default: 60
   claim_wait:
     description: Seconds to wait for instances another run has before refusing them. Range V(0)..V(3600).
     type: int
@@ -166,6 +173,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import VIRT_TYPES
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_check import ACTIONS, InstanceCheckDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import CLAIM_STALE_SECONDS
 
 ARGUMENT_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT, argument_specs.STATE_STORE, argument_specs.INSTANCES_PATH,
@@ -173,7 +181,8 @@ ARGUMENT_SPEC = argument_specs.merged(
     action=dict(type='str', choices=list(ACTIONS), required=True),
     virt_type=dict(type='str', choices=list(VIRT_TYPES), default='kvm'),
     vnc=dict(type='bool', default=False),
-    claim=dict(type='dict', options=dict(request_id=dict(type='str', required=True))),
+    claim=dict(type='dict', options=dict(request_id=dict(type='str', required=True),
+                                         stale_after=dict(type='int', default=CLAIM_STALE_SECONDS))),
     claim_wait=dict(type='int', default=90),
 )
 

@@ -33,8 +33,7 @@ import uuid as uuid_lib
 import pytest
 import yaml
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
-    CLAIM_STALE_SECONDS, StateStore, to_datetime)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore, to_datetime
 from kvmhost_testlib import TEST_PREFIX, VENV_BIN, recap, run_module, run_playbook, start_playbook
 
 libvirt = pytest.importorskip('libvirt')
@@ -379,13 +378,29 @@ def test_rebuild_of_a_spec_wrong_on_its_face_never_shuts_the_instance_down(
     assert record['updated_at'] == record_before['updated_at']
 
 
-def newest_action_id(state_db, uuid):
-    """The id of the instance's newest action in the store (0 for none): what a run started next comes after."""
+def assert_rebuilt_onto(host, uuid, image_id, demo_console):
+    """The instance once a rebuild finished: its guest booted once from a fresh root of ``image_id``, one
+    directory, the record active with no task and the domain running."""
+    lines = wait_boot(demo_console(host.console_log(uuid)))  # a new directory: a new console log
+    assert 'disk vda marker=%s boots=1' % image_id in lines, lines
+    assert [name for name in os.listdir(host.instances_path) if name.startswith(uuid)] == [uuid]
+    record = host.record(uuid)
+    assert (record['vm_state'], record['task_state'], record['live']['power_state']) == ('active', None, 1), record
+    assert record['image']['id'] == image_id
+
+
+def read_store(state_db, query, params=()):
+    """The rows of ``query`` on the state store, opened read-only (as a poller would)."""
     conn = sqlite3.connect('file:%s?mode=ro' % state_db, uri=True, timeout=5)
     try:
-        return conn.execute('SELECT COALESCE(MAX(id), 0) FROM actions WHERE instance_uuid = ?', (uuid,)).fetchone()[0]
+        return conn.execute(query, params).fetchall()
     finally:
         conn.close()
+
+
+def newest_action_id(state_db, uuid):
+    """The id of the instance's newest action in the store (0 for none): what a run started next comes after."""
+    return read_store(state_db, 'SELECT COALESCE(MAX(id), 0) FROM actions WHERE instance_uuid = ?', (uuid,))[0][0]
 
 
 def wait_for_event(process, state_db, uuid, event, after, result=None, timeout=180):
@@ -398,38 +413,33 @@ def wait_for_event(process, state_db, uuid, event, after, result=None, timeout=1
     while True:
         assert process.poll() is None, 'the run ended (rc %s) before %s' % (process.returncode, event)
         assert time.monotonic() < deadline, 'no %s event after %d s' % (event, timeout)
-        conn = sqlite3.connect('file:%s?mode=ro' % state_db, uri=True, timeout=5)
         try:
-            row = conn.execute(query, (uuid, event, uuid, after)).fetchone()
+            rows = read_store(state_db, query, (uuid, event, uuid, after))
         except sqlite3.OperationalError:  # busy, or no table yet: try again
-            row = None
-        finally:
-            conn.close()
-        if row is not None and (result is None or row[0] == result):
+            rows = []
+        if rows and (result is None or rows[0][0] == result):
             return
         time.sleep(0.02)
 
 
 def count_actions(state_db, uuid):
-    conn = sqlite3.connect('file:%s?mode=ro' % state_db, uri=True, timeout=5)
-    try:
-        return conn.execute('SELECT COUNT(*) FROM actions WHERE instance_uuid = ?', (uuid,)).fetchone()[0]
-    finally:
-        conn.close()
+    return read_store(state_db, 'SELECT COUNT(*) FROM actions WHERE instance_uuid = ?', (uuid,))[0][0]
 
 
-def age_claims(state_db, seconds=CLAIM_STALE_SECONDS):
-    """Make the claims in the store ``seconds`` + 1 older, as that long a silence of their (killed) run would.
+def age_claims(state_db):
+    """Make each claim in the store older by its stale_after + 1 seconds, as that long a silence of its (killed)
+    run would.
 
-    A killed run's claims go stale after CLAIM_STALE_SECONDS without a heartbeat, and the next run waits for
-    that (test_a_second_run_on_the_same_instance_waits_then_is_refused and the state store's unit tests show
-    it); the kill tests age them instead of sleeping a minute each.
+    A killed run's claims go stale once silent for their stale_after (kvmhost_claim_stale_after, 300 s by
+    default), and the next run waits for that (test_a_second_run_on_the_same_instance_waits_then_is_refused
+    and the state store's unit tests show it); the kill tests age them instead of sleeping five minutes each.
     """
     conn = sqlite3.connect(state_db, timeout=5)
     try:
         with conn:
-            for uuid, heartbeat_at in conn.execute('SELECT instance_uuid, heartbeat_at FROM claims').fetchall():
-                aged = to_datetime(heartbeat_at) - datetime.timedelta(seconds=seconds + 1)
+            rows = conn.execute('SELECT instance_uuid, heartbeat_at, stale_after FROM claims').fetchall()
+            for uuid, heartbeat_at, stale_after in rows:
+                aged = to_datetime(heartbeat_at) - datetime.timedelta(seconds=stale_after + 1)
                 conn.execute('UPDATE claims SET heartbeat_at = ? WHERE instance_uuid = ?',
                              (aged.strftime('%Y-%m-%dT%H:%M:%S.%fZ'), uuid))
     finally:
@@ -502,6 +512,7 @@ def test_a_second_run_on_the_same_instance_waits_then_is_refused(
     assert second.returncode != 0 and second.recap['changed'] == 0, str(second)
     assert re.search(r'%s \(%s\): uuid: another run on this host has it: request req-[0-9a-f-]+ \(rebuild\) since '
                      % (re.escape(host.specs[main_instance]['name']), main_instance), second.flat), str(second)
+    assert 'its claim is taken over after 300 s of silence' in second.flat, str(second)  # the role's default
     assert waited >= 3 and second.timelines == []
     # Only the first run recorded anything: one new action.
     assert count_actions(host.state_db, main_instance) == actions_before + 1
@@ -624,12 +635,8 @@ def test_rebuild_killed_at_each_step_is_finished_by_the_next_run(host, main_inst
         kill_at_event(process, host.state_db, main_instance, event, after, result=result)
     assert process.returncode == -signal.SIGKILL, log.read_text()[-3000:]
     killed_actions = count_actions(host.state_db, main_instance)
-    conn = sqlite3.connect('file:%s?mode=ro' % host.state_db, uri=True)
-    try:
-        (unfinished,) = conn.execute('SELECT finish_time FROM actions WHERE id = (SELECT MAX(id) FROM actions '
-                                     'WHERE instance_uuid = ?)', (main_instance,)).fetchone()
-    finally:
-        conn.close()
+    ((unfinished,),) = read_store(host.state_db, 'SELECT finish_time FROM actions WHERE id = (SELECT MAX(id) FROM '
+                                  'actions WHERE instance_uuid = ?)', (main_instance,))
     assert unfinished is None  # killed unfinished
     running = domain_of(libvirt_conn, main_instance)
     killed_domain_id = running.ID() if running is not None and running.isActive() else None
@@ -637,21 +644,11 @@ def test_rebuild_killed_at_each_step_is_finished_by_the_next_run(host, main_inst
     run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]})
     assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
     # The killed run's action ended, interrupted, when the next run took the instance over.
-    conn = sqlite3.connect('file:%s?mode=ro' % host.state_db, uri=True)
-    try:
-        actions = conn.execute('SELECT id, request_id, action, start_time, finish_time, message FROM actions '
-                               'WHERE instance_uuid = ? ORDER BY id', (main_instance,)).fetchall()
-        claims = conn.execute('SELECT * FROM claims').fetchall()
-    finally:
-        conn.close()
+    actions = read_store(host.state_db, 'SELECT id, request_id, action, start_time, finish_time, message FROM actions '
+                         'WHERE instance_uuid = ? ORDER BY id', (main_instance,))
     killed = actions[killed_actions - 1]
-    assert killed[4] is not None and (killed[5] or '').startswith('interrupted:'), (actions, claims)
-    lines = wait_boot(demo_console(host.console_log(main_instance)))
-    assert 'disk vda marker=%s boots=1' % image_id in lines, lines
-    assert [name for name in os.listdir(host.instances_path) if name.startswith(main_instance)] == [main_instance]
-    record = host.record(main_instance)
-    assert (record['vm_state'], record['task_state'], record['live']['power_state']) == ('active', None, 1), record
-    assert record['image']['id'] == image_id
+    assert killed[4] is not None and (killed[5] or '').startswith('interrupted:'), actions
+    assert_rebuilt_onto(host, main_instance, image_id, demo_console)
     domain = domain_of(libvirt_conn, main_instance)
     assert domain is not None and domain.isActive()
     port_id = host.specs[main_instance]['vifs'][0]['id']
@@ -744,12 +741,7 @@ def test_a_rebuild_through_a_libvirtd_restart_loses_nothing_and_the_next_run_fin
 
     run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]})
     assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
-    lines = wait_boot(demo_console(host.console_log(main_instance)))
-    assert 'disk vda marker=%s boots=1' % image_id in lines, lines
-    assert [name for name in os.listdir(host.instances_path) if name.startswith(main_instance)] == [main_instance]
-    record = host.record(main_instance)
-    assert (record['vm_state'], record['task_state'], record['live']['power_state']) == ('active', None, 1), record
-    assert record['image']['id'] == image_id
+    assert_rebuilt_onto(host, main_instance, image_id, demo_console)
 
 
 def test_boot_in_check_mode_predicts_a_new_instance_and_changes_nothing(host, demo_images, libvirt_conn):

@@ -189,6 +189,8 @@ def driver(tmp_path, instances, connection=None, runner=None, available_mb=4096,
     values = dict(PARAMS, instances=instances, libvirt_uri='qemu:///system', state_db=str(tmp_path / 'state.db'),
                   instances_path=str(instances_path), claim=None, claim_wait=90)
     values.update(params)
+    if values['claim'] is not None:  # as Ansible fills in the suboption's default
+        values['claim'] = dict({'stale_after': 60}, **values['claim'])
     return InstanceCheckDriver(
         Module(values), connection=connection or FakeConnection(), runner=runner or FakeRunner(),
         meminfo=lambda: {'MemAvailable': available_mb * 1024},

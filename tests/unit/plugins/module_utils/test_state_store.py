@@ -214,3 +214,28 @@ def test_a_dead_runs_action_ends_interrupted_when_its_claim_is_taken_over(db_pat
         assert (events['create_image']['result'], events['create_image']['finish_time']) == (
             'Error', '2026-12-02T10:01:30.000000Z')
         assert store.get_action('u-1', 'req-0') == older
+
+
+def test_a_claim_lives_as_long_as_its_run_said_it_may_be_silent(db_path):
+    with StateStore.open(db_path) as store:
+        assert store.claim('u-1', 'req-a', 'rebuild', now='2026-12-02T10:00:00.000000Z', stale_after=300) is None
+        assert store.get_claim('u-1')['stale_after'] == 300
+        # Silent for 120 s (its host waits for another host's long step): still the run's.
+        held = store.claim('u-1', 'req-b', 'rebuild', now='2026-12-02T10:02:00.000000Z')
+        assert held['request_id'] == 'req-a'
+        assert store.other_run_claim('u-1', 'req-b', now='2026-12-02T10:05:00.000000Z')['request_id'] == 'req-a'
+        # Silent for longer than it said: a dead run's, taken over with the new run's own lifetime.
+        assert store.claim('u-1', 'req-b', 'rebuild', now='2026-12-02T10:05:01.000000Z') is None
+        assert (store.get_claim('u-1')['request_id'], store.get_claim('u-1')['stale_after']) == ('req-b', 60)
+
+
+def test_claims_of_a_schema_2_store_keep_the_old_lifetime(db_path):
+    with StateStore.open(db_path) as store:
+        store.claim('u-1', 'req-a', 'rebuild', now='2026-12-02T10:00:00.000000Z')
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute('ALTER TABLE claims DROP COLUMN stale_after')
+    conn.execute('PRAGMA user_version = 2')
+    conn.close()
+    with StateStore.open(db_path) as store:
+        assert store.schema_version() == 3
+        assert store.get_claim('u-1')['stale_after'] == 60

@@ -58,7 +58,7 @@ def baseline(module_name, top, tmp_path):
         'domain': {'uuid': UUID},
         'domain_xml': {'instance': dict(INSTANCE, security_groups=None), 'local_id': 1},
         'host_daemon': {'name': 'tgtd', 'command': ['/usr/sbin/tgtd']},
-        'instance_check': {'instances': [INSTANCE], 'action': 'boot'},
+        'instance_check': {'instances': [INSTANCE], 'action': 'boot', 'claim': {'request_id': 'req-1'}},
         'instance_disk': {'uuid': UUID},
         'instance_firewall': {'instance_uuid': UUID, 'vifs': [VIF], 'security_groups': GROUPS},
         'instance_image': {'uuid': UUID, 'flavor': FLAVOR},
