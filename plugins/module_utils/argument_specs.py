@@ -24,6 +24,12 @@ VIF_NETWORK = dict(
     gateway=dict(type='str'),
     dhcp_server=dict(type='str'),
     ips=dict(type='list', elements='str'),
+    # More subnets of the network (dual stack: an IPv6 subnet next to an IPv4 cidr), as Neutron's subnets.
+    subnets=dict(type='list', elements='dict', options=dict(
+        cidr=dict(type='str', required=True),
+        gateway=dict(type='str'),
+        dhcp_server=dict(type='str'),
+    )),
 )
 
 # A volume of the instance spec (CONTRACT.md), as domain_xml and iscsi_attach take it.

@@ -109,22 +109,41 @@ def _check_port(vif, field):
     network = vif.get('network') or {}
     if not isinstance(network, dict):
         raise KvmhostError('must be a dictionary', field=field + '.network')
-    cidr = None
-    if network.get('cidr') is not None:
-        cidr = _network(network['cidr'], field + '.network.cidr')
+    subnets = [(network, field + '.network')]
+    extra = network.get('subnets') or []
+    if not isinstance(extra, list):
+        raise KvmhostError('must be a list', field=field + '.network.subnets')
+    subnets += [(subnet, '%s.network.subnets[%d]' % (field, index)) for index, subnet in enumerate(extra)]
+    cidrs, dhcp = [], []
+    for subnet, where in subnets:
+        if not isinstance(subnet, dict):
+            raise KvmhostError('must be a dictionary', field=where)
+        if subnet.get('cidr') is not None:
+            cidr = _network(subnet['cidr'], where + '.cidr')
+            for key in ('gateway', 'dhcp_server'):  # of the subnet's family (Neutron allows a gateway outside it)
+                if subnet.get(key) is not None and _address(subnet[key], '%s.%s' % (where, key)).version != cidr.version:
+                    raise KvmhostError('%s is not an IPv%d address, as the subnet %s is' % (subnet[key], cidr.version, cidr),
+                                       field='%s.%s' % (where, key))
+            cidrs.append(cidr)
+        elif where != field + '.network':
+            raise KvmhostError('a subnet needs its cidr', field=where + '.cidr')
+        if subnet.get('dhcp_server') is not None:
+            dhcp.append(_address(subnet['dhcp_server'], where + '.dhcp_server'))
     ips = []
     for index, value in enumerate(network.get('ips') or []):
-        address = _address(value, '%s.network.ips[%d]' % (field, index))
-        # one network has one CIDR: an address of the other family (dual stack) has nothing to be checked against
-        if cidr is not None and address.version == cidr.version and address not in cidr:
-            raise KvmhostError('%s is not in the network %s' % (address, cidr), field='%s.network.ips[%d]' % (field, index))
+        where = '%s.network.ips[%d]' % (field, index)
+        address = _address(value, where)
+        # With subnets given, every address is in one of them: an address of a family no subnet has is refused.
+        if cidrs and not any(address in cidr for cidr in cidrs):
+            same = [str(cidr) for cidr in cidrs if cidr.version == address.version]
+            if same:
+                raise KvmhostError('%s is not in the network %s' % (address, ' or '.join(same)), field=where)
+            raise KvmhostError('%s is an IPv%d address and the network has no IPv%d subnet (cidr, or one of subnets)'
+                               % (address, address.version, address.version), field=where)
         ips.append(address)
-    dhcp = []
-    if network.get('dhcp_server') is not None:
-        dhcp.append(_address(network['dhcp_server'], field + '.network.dhcp_server'))
     tap = tap_name(port_id)
     return Port(port_id=port_id, suffix=tap[len('tap'):], tap=tap, mac=mac, ips=tuple(ips),
-                cidrs=(cidr,) if cidr is not None else (), dhcp_servers=tuple(dhcp))
+                cidrs=tuple(cidrs), dhcp_servers=tuple(dhcp))
 
 
 def _check_protocol(value, field):

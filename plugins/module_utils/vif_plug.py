@@ -16,6 +16,7 @@ never deletes them: deleting one whose last port just left would race with anoth
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import host_links as hl
@@ -361,11 +362,10 @@ def network_info(vifs, plug_results=None):
         network = vif.get('network') or {}
         vif_type = vif['type']
         found = devices.get(port_id, {})
-        subnet = None
-        if network.get('cidr'):
-            subnet = {'cidr': network['cidr'], 'gateway': network.get('gateway'),
-                      'dhcp_server': network.get('dhcp_server'),
-                      'ips': [{'address': address, 'type': 'fixed'} for address in network.get('ips') or []]}
+        subnets = [{'cidr': subnet['cidr'], 'gateway': subnet.get('gateway'), 'dhcp_server': subnet.get('dhcp_server'),
+                    'ips': [{'address': address, 'type': 'fixed'} for address in network.get('ips') or []
+                            if ipaddress.ip_address(address) in ipaddress.ip_network(subnet['cidr'], strict=False)]}
+                   for subnet in [network] + list(network.get('subnets') or []) if subnet.get('cidr')]
         info.append({
             'id': port_id,
             'address': str(vif['address']).lower(),
@@ -376,7 +376,7 @@ def network_info(vifs, plug_results=None):
             'devname': found.get('tap') or ('tap' + port_id)[:14],
             'ovs_interfaceid': port_id if vif_type != 'bridge' else None,
             'network': {'id': network.get('id'), 'label': network.get('label'), 'bridge': vif.get('bridge'),
-                        'subnets': [subnet] if subnet else [], 'meta': {'mtu': vif.get('mtu')}},
+                        'subnets': subnets, 'meta': {'mtu': vif.get('mtu')}},
             'details': {'port_filter': True, 'ovs_hybrid_plug': vif_type == 'ovs_hybrid',
                         'vlan': vif.get('vlan'), 'physical_interface': vif.get('physical_interface')},
             'devices': found,

@@ -168,6 +168,24 @@ options:
                 description: The port's fixed IP addresses.
                 type: list
                 elements: str
+              subnets:
+                description:
+                  - More subnets of the network, as Neutron's (dual stack - an IPv6 subnet next to an IPv4 C(cidr)).
+                    With C(cidr) or C(subnets) given, every address of C(ips) must be in one of them - an address of a
+                    family no subnet has is refused.
+                type: list
+                elements: dict
+                suboptions:
+                  cidr:
+                    description: The subnet.
+                    type: str
+                    required: true
+                  gateway:
+                    description: Its gateway address, of its family.
+                    type: str
+                  dhcp_server:
+                    description: Its DHCP server address, of its family.
+                    type: str
       volumes:
         description: The iSCSI volumes attached to the instance.
         type: list

@@ -112,6 +112,24 @@ options:
             description: The port's fixed IP addresses, the only source addresses the guest may send from.
             type: list
             elements: str
+          subnets:
+            description:
+              - More subnets of the network, as Neutron's (dual stack - an IPv6 subnet next to an IPv4 C(cidr)).
+                With C(cidr) or C(subnets) given, every address of C(ips) must be in one of them - an address of a
+                family no subnet has is refused. The DHCP servers of all subnets are allowed.
+            type: list
+            elements: dict
+            suboptions:
+              cidr:
+                description: The subnet.
+                type: str
+                required: true
+              gateway:
+                description: Its gateway address, of its family.
+                type: str
+              dhcp_server:
+                description: Its DHCP server address, of its family.
+                type: str
   security_groups:
     description: The instance's security groups; their rules are allowed, in order, for each of its ports.
     type: list

@@ -102,6 +102,24 @@ options:
             description: The fixed IP addresses of the port.
             type: list
             elements: str
+          subnets:
+            description:
+              - More subnets of the network, as Neutron's (dual stack - an IPv6 subnet next to an IPv4 C(cidr)).
+                With C(cidr) or C(subnets) given, every address of C(ips) must be in one of them - an address of a
+                family no subnet has is refused.
+            type: list
+            elements: dict
+            suboptions:
+              cidr:
+                description: The subnet.
+                type: str
+                required: true
+              gateway:
+                description: Its gateway address, of its family.
+                type: str
+              dhcp_server:
+                description: Its DHCP server address, of its family.
+                type: str
   vifs:
     description:
       - Every VIF of one instance, plugged (or unplugged) in order; the result holds each VIF's result in RV(vifs) and

@@ -49,7 +49,8 @@ def instance(instance_uuid=UUID_A, port=PORT_A, mac=MAC_A, ip='10.10.10.13', ip6
     return dict(instance_uuid=instance_uuid,
                 vifs=[dict(id=port, address=mac, type='ovs_hybrid',
                            network=dict(cidr='10.10.10.0/24', gateway='10.10.10.1', dhcp_server='10.10.10.2',
-                                        ips=[ip, ip6] if ip6 else [ip]))],
+                                        ips=[ip, ip6] if ip6 else [ip],
+                                        subnets=[dict(cidr='2001:db8::/64', gateway='2001:db8::1')]))],
                 security_groups=[dict(name='default', rules=rules)])
 
 

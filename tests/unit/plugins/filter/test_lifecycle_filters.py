@@ -61,6 +61,16 @@ def test_network_info_follows_nova_model():
         network_info({'id': 'x'})
 
 
+def test_network_info_of_a_dual_stack_port_has_a_subnet_per_family():
+    vifs = [{'id': 'p1', 'address': 'fa:16:3e:00:00:01', 'type': 'ovs',
+             'network': {'cidr': '10.10.10.0/24', 'gateway': '10.10.10.1', 'ips': ['10.10.10.13', '2001:db8::13'],
+                         'subnets': [{'cidr': '2001:db8::/64', 'gateway': '2001:db8::1'}]}}]
+    (info,) = network_info(vifs)
+    assert [(subnet['cidr'], subnet['gateway'], subnet['ips']) for subnet in info['network']['subnets']] == [
+        ('10.10.10.0/24', '10.10.10.1', [{'address': '10.10.10.13', 'type': 'fixed'}]),
+        ('2001:db8::/64', '2001:db8::1', [{'address': '2001:db8::13', 'type': 'fixed'}])]
+
+
 def test_outcomes_keep_cause_and_module_keys():
     results = [{'item': {'item': {'uuid': A}}, 'failed': False, 'power_state': 1, 'invocation': {'x': 1}},
                {'item': {'item': {'uuid': B}}, 'failed': True, 'msg': 'libvirt said no'},

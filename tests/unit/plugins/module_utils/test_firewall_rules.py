@@ -115,10 +115,29 @@ def test_chain_names_fit_iptables_limit():
     assert list(names) == ['kvmhost-iaaaaaaaaaaa', 'kvmhost-oaaaaaaaaaaa', 'kvmhost-saaaaaaaaaaa']
 
 
-def test_an_address_of_the_other_family_is_not_checked_against_the_cidr():
-    spec = check_firewall_spec(params(vifs=[dict(id=PORT, address=MAC, network=dict(
-        cidr='10.10.10.0/24', ips=['10.10.10.13', '2001:db8::13']))]))
+def test_dual_stack_takes_a_subnet_per_family():
+    network = dict(cidr='10.10.10.0/24', dhcp_server='10.10.10.2', ips=['10.10.10.13', '2001:db8::13'],
+                   subnets=[dict(cidr='2001:db8::/64', gateway='2001:db8::1')])
+    spec = check_firewall_spec(params(vifs=[dict(id=PORT, address=MAC, network=network)]))
     assert [str(ip) for ip in spec.ports[0].ips] == ['10.10.10.13', '2001:db8::13']
+    assert [str(cidr) for cidr in spec.ports[0].cidrs] == ['10.10.10.0/24', '2001:db8::/64']
+
+
+@pytest.mark.parametrize('network, field, words', [
+    (dict(cidr='10.10.10.0/24', ips=['2001:db8::13']), 'vifs[0].network.ips[0]',
+     'is an IPv6 address and the network has no IPv6 subnet'),
+    (dict(cidr='2001:db8::/64', ips=['10.10.10.13']), 'vifs[0].network.ips[0]',
+     'is an IPv4 address and the network has no IPv4 subnet'),
+    (dict(cidr='10.10.10.0/24', ips=['10.10.10.13', '2001:db9::13'], subnets=[dict(cidr='2001:db8::/64')]),
+     'vifs[0].network.ips[1]', 'is not in the network 2001:db8::/64'),
+    (dict(cidr='10.10.10.0/24', subnets=[dict(gateway='2001:db8::1')]), 'vifs[0].network.subnets[0].cidr',
+     'a subnet needs its cidr'),
+    (dict(cidr='10.10.10.0/24', gateway='2001:db8::1'), 'vifs[0].network.gateway', 'is not an IPv4 address'),
+])
+def test_an_address_must_be_in_a_subnet_of_its_family(network, field, words):
+    with pytest.raises(KvmhostError) as raised:
+        check_firewall_spec(params(vifs=[dict(id=PORT, address=MAC, network=network)]))
+    assert raised.value.field == field and words in str(raised.value), (raised.value.field, str(raised.value))
 
 
 def test_uppercase_mac_and_uuid_are_canonicalised():
