@@ -40,7 +40,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn imp
     LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, domains_by_local_id, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.resource_audit import read_meminfo
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
-    MAX_CLAIM_STALE_SECONDS, MIN_CLAIM_STALE_SECONDS, StateStore)
+    INTERRUPTED, MAX_CLAIM_STALE_SECONDS, MIN_CLAIM_STALE_SECONDS, StateStore)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import MAX_TIMEOUT, check_int, check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import check_vif_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import domain_drift, parse_xml
@@ -344,10 +344,12 @@ class InstanceCheckDriver(ModuleDriver):
         self.host['local_ids'] = local_ids
 
     def _note_spawned(self, store, uuid):
-        """Remember the instance when its newest action is an unfinished rebuild whose spawning succeeded."""
-        actions = store.list_actions(uuid, with_events=False)
-        newest = actions[-1] if actions else None
-        if newest is None or newest['action'] != 'rebuild' or newest['finish_time'] is not None:
+        """Remember the instance when its newest rebuild is unfinished (open, or ended as interrupted when a later
+        run took its claim over: a boot.yml run in between) and its spawning succeeded."""
+        rebuilds = [action for action in store.list_actions(uuid, with_events=False) if action['action'] == 'rebuild']
+        newest = rebuilds[-1] if rebuilds else None
+        if newest is None or not (newest['finish_time'] is None
+                                  or (newest['message'] or '').startswith(INTERRUPTED + ':')):
             return
         event = store.get_event(newest['id'], 'spawning')
         if event is not None and event['result'] == 'Success':

@@ -33,6 +33,8 @@ SCHEMA_VERSION = 3
 # for the other hosts of the play between two steps, without a module to beat the heart.
 CLAIM_STALE_SECONDS = 60
 MIN_CLAIM_STALE_SECONDS, MAX_CLAIM_STALE_SECONDS = 30, 86400
+# The message of an action (and its open events) whose run died and whose claim another run took over.
+INTERRUPTED = 'interrupted'
 DEFAULT_BUSY_TIMEOUT = 30.0
 DEFAULT_STATE_DB = '/var/lib/kvmhost/state.sqlite3'
 
@@ -454,22 +456,25 @@ class StateStore(object):
                              (now, stale_after, uuid))
             else:
                 if row is not None:
-                    self._end_interrupted(conn, uuid, row['request_id'], request_id, now)
+                    self._end_interrupted(conn, uuid, row['request_id'], now,
+                                          'the run ended before this finished; request %s took the instance over'
+                                          % request_id)
                 conn.execute('INSERT OR REPLACE INTO claims (instance_uuid, request_id, action, claimed_at, heartbeat_at, '
                              'stale_after) VALUES (?, ?, ?, ?, ?, ?)', (uuid, request_id, action, now, now, stale_after))
         return None
 
     @staticmethod
-    def _end_interrupted(conn, uuid, dead_request_id, request_id, now):
-        """The action of a dead run whose claim is taken over ends, as do its unfinished events: interrupted.
+    def _end_interrupted(conn, uuid, request_id, now, why):
+        """The open action of the run ``request_id`` on the instance ends, as do its unfinished events: interrupted.
 
-        Without this the killed run's action would stay open in the store (and the timeline) for ever.
+        For a dead run whose claim is taken over, and for a run that releases its claims with an action still
+        open (a step of it failed as a task): without this the action would stay open in the store for ever.
         """
         row = conn.execute('SELECT id FROM actions WHERE instance_uuid = ? AND request_id = ? AND finish_time IS NULL',
-                           (uuid, dead_request_id)).fetchone()
+                           (uuid, request_id)).fetchone()
         if row is None:
             return
-        message = 'interrupted: the run ended before this finished; request %s took the instance over' % request_id
+        message = '%s: %s' % (INTERRUPTED, why)
         conn.execute("UPDATE action_events SET finish_time = ?, result = 'Error', message = ? "
                      'WHERE action_id = ? AND finish_time IS NULL', (now, message, row[0]))
         conn.execute('UPDATE actions SET finish_time = ?, message = ? WHERE id = ?', (now, message, row[0]))
@@ -480,11 +485,17 @@ class StateStore(object):
             conn.executemany('UPDATE claims SET heartbeat_at = ? WHERE instance_uuid = ? AND request_id = ?',
                              [(now or utcnow(), uuid, request_id) for uuid in uuids])
 
-    def release(self, request_id):
-        """Drop the claims of the run ``request_id``; returns the instances released."""
+    def release(self, request_id, now=None):
+        """Drop the claims of the run ``request_id``; returns the instances released.
+
+        An action of the run still open on a released instance ends as interrupted: the run is over.
+        """
+        now = now or utcnow()
         with self.transaction() as conn:
             released = [row[0] for row in conn.execute('SELECT instance_uuid FROM claims WHERE request_id = ? '
                                                        'ORDER BY instance_uuid', (request_id,))]
+            for uuid in released:
+                self._end_interrupted(conn, uuid, request_id, now, 'the run ended before this finished')
             conn.execute('DELETE FROM claims WHERE request_id = ?', (request_id,))
         return released
 

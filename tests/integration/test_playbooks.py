@@ -611,9 +611,10 @@ def test_rebuild_killed_after_the_move_is_finished_by_the_next_run(host, main_in
 # Where a rebuild is killed: as each of these steps has begun (its event's start is recorded before its work),
 # and once the old directory is deleted, before the audit (the audit itself takes less time than the kill).
 # After the move and after spawning finished are tested above; these are the rest of the seed's steps.
-REBUILD_KILL_POINTS = [('shutdown_instance', None), ('unplug_vifs', None), ('create_image', None),
-                       ('spawning', None), ('power_sync', None), ('delete_old_instance_dir', None),
-                       ('delete_old_instance_dir', 'Success')]
+REBUILD_KILL_POINTS = [('shutdown_instance', None), ('unplug_vifs', None), ('block_device_mapping', None),
+                       ('create_image', None), ('spawning', None), ('power_sync', None),
+                       ('delete_old_instance_dir', None), ('delete_old_instance_dir', 'Success')]
+REBUILD_TASK_STATES = ('rebuilding', 'rebuild_block_device_mapping', 'rebuild_spawning')
 # Killed at these, the run had already started the new domain: the next run only finishes it.
 AFTER_SPAWNING = ('power_sync', 'delete_old_instance_dir')
 
@@ -622,9 +623,10 @@ AFTER_SPAWNING = ('power_sync', 'delete_old_instance_dir')
                          ids=['%s-%s' % (event, 'done' if result else 'begun') for event, result in REBUILD_KILL_POINTS])
 def test_rebuild_killed_at_each_step_is_finished_by_the_next_run(host, main_instance, main_first_boot, demo_images,
                                                                  demo_console, libvirt_conn, tmp_path, event, result):
-    """SIGKILL of the whole playbook at ``event`` (begun, or finished with ``result``), then rebuild.yml again:
-    one instance, active, running the spec's image from one directory, its VIF plugged and its firewall in
-    place, every step a success; the killed run's action ended as interrupted."""
+    """SIGKILL of the whole playbook at ``event`` (begun, or finished with ``result``); boot.yml in between
+    refuses the half-rebuilt instance (or, rebuilt but for the audit, finds nothing to change) and changes
+    nothing; then rebuild.yml again: one instance, active, running the spec's image from one directory, its VIF
+    plugged and its firewall in place, every step a success; the killed run's action ended as interrupted."""
     image_id = 'demo-guest-v%d' % (1 + REBUILD_KILL_POINTS.index((event, result)) % 2)
     host.specs[main_instance]['image'] = image_spec(demo_images, image_id)
     wait_boot(demo_console(host.console_log(main_instance)))  # each rebuild shuts down a booted guest
@@ -640,6 +642,20 @@ def test_rebuild_killed_at_each_step_is_finished_by_the_next_run(host, main_inst
     assert unfinished is None  # killed unfinished
     running = domain_of(libvirt_conn, main_instance)
     killed_domain_id = running.ID() if running is not None and running.isActive() else None
+
+    half_done = host.record(main_instance)['task_state'] in REBUILD_TASK_STATES
+    files = sorted(name for name in os.listdir(host.instances_path) if name.startswith(main_instance))
+    boot = host.play('boot', {'kvmhost_boot_uuids': [main_instance]})
+    assert boot.recap['changed'] == 0, str(boot)
+    if half_done:
+        assert boot.returncode != 0 and 'its rebuild did not finish' in boot.flat, str(boot)
+    else:
+        assert boot.returncode == 0, str(boot)
+    assert sorted(name for name in os.listdir(host.instances_path) if name.startswith(main_instance)) == files
+    running = domain_of(libvirt_conn, main_instance)
+    # The boot started nothing: the same QEMU process, or none (a guest the killed run asked to shut down did).
+    assert (running.ID() if running is not None and running.isActive() else None) in (killed_domain_id, None)
+    assert read_store(host.state_db, 'SELECT COUNT(*) FROM claims')[0][0] == 0  # the boot released its claims
 
     run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]})
     assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
@@ -660,6 +676,48 @@ def test_rebuild_killed_at_each_step_is_finished_by_the_next_run(host, main_inst
     assert {'spawning', 'delete_old_instance_dir', 'audit_resources'} <= set(events), events
     if event in AFTER_SPAWNING:  # finished, not rebuilt again: the same QEMU process, no shutdown
         assert domain.ID() == killed_domain_id and 'shutdown_instance' not in events, events
+
+
+def module_processes(module):
+    """Pids of the Python processes running the module's AnsiballZ payload (not the shells around them)."""
+    found = []
+    for entry in os.listdir('/proc'):
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as handle:
+                argv = handle.read().split(b'\0')
+        except (OSError, ValueError):
+            continue
+        if len(argv) > 1 and argv[0].endswith(b'python') and argv[1].endswith(b'AnsiballZ_%s.py' % module.encode()):
+            found.append(int(entry))
+    return found
+
+
+def test_rebuild_whose_step_module_is_killed_is_finished_by_the_next_run(host, main_instance, main_first_boot,
+                                                                         demo_images, demo_console, tmp_path):
+    """SIGKILL of the create-image step's own module process (the playbook lives on): the play fails for the
+    host naming the step and releases the run's claims; the next rebuild.yml finishes the instance."""
+    image_id = 'demo-guest-v2' if host.record(main_instance)['image']['id'] == 'demo-guest-v1' else 'demo-guest-v1'
+    host.specs[main_instance]['image'] = image_spec(demo_images, image_id)
+    wait_boot(demo_console(host.console_log(main_instance)))
+    log = tmp_path / 'killed-module.log'
+    after = newest_action_id(host.state_db, main_instance)
+    with open(str(log), 'w') as output:
+        process = host.start('rebuild', output, {'kvmhost_rebuild_uuids': [main_instance]})
+        try:
+            wait_for_event(process, host.state_db, main_instance, 'create_image', after)
+            pids = module_processes('instance_image')
+            assert pids, 'no instance_image module process'
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)  # a module process the run this test started runs
+        finally:
+            process.wait(timeout=600)
+    text = log.read_text()
+    # The play fails naming the step; its claims are released (the rerun does not wait for them).
+    assert process.returncode != 0 and 'Create image, same UUID: ' in text, text[-3000:]
+    assert read_store(host.state_db, 'SELECT COUNT(*) FROM claims')[0][0] == 0
+    run = host.play('rebuild', {'kvmhost_rebuild_uuids': [main_instance]})
+    assert run.returncode == 0 and run.recap['failed'] == 0, str(run)
+    assert_rebuilt_onto(host, main_instance, image_id, demo_console)
 
 
 def test_boot_and_delete_killed_half_way_are_finished_by_the_next_run(host, demo_images, demo_console, libvirt_conn,

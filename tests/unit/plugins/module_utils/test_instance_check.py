@@ -273,6 +273,8 @@ SPAWNED = {'shutdown_instance': 'Success', 'spawning': 'Success'}
 
 @pytest.mark.parametrize('task_state, events, finished, running, image, defined, expected', [
     ('rebuild_spawning', SPAWNED, False, True, 'guest-v1', NEW_XML, [UUID_A]),  # killed after spawning: finish it
+    # ... and a boot.yml in between took its claim over, ending it as interrupted: finish it all the same
+    ('rebuild_spawning', SPAWNED, 'interrupted', True, 'guest-v1', NEW_XML, [UUID_A]),
     (None, dict(SPAWNED, power_sync='Success', audit_resources=None), False, True, 'guest-v1', NEW_XML,
      [UUID_A]),                                                                # killed at the audit: finish it
     (None, SPAWNED, True, True, 'guest-v1', NEW_XML, []),                      # that rebuild ended: rebuild again
@@ -289,7 +291,8 @@ def test_a_killed_rebuild_whose_new_domain_runs_is_resumable(tmp_path, task_stat
         store.save_action(UUID_A, 'req-boot', action='boot', start_time='2026-12-01T10:00:00.000000Z',
                           finish_time='2026-12-01T10:01:00.000000Z')
         action = store.save_action(UUID_A, 'req-killed', action='rebuild', start_time='2026-12-02T10:00:00.000000Z',
-                                   finish_time='2026-12-02T10:05:00.000000Z' if finished else None)
+                                   finish_time='2026-12-02T10:05:00.000000Z' if finished else None,
+                                   message='interrupted: taken over' if finished == 'interrupted' else None)
         for name, result in events.items():
             store.save_event(action['id'], name, start_time='2026-12-02T10:00:01.000000Z', result=result,
                              finish_time='2026-12-02T10:00:02.000000Z' if result else None)

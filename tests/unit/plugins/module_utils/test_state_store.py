@@ -239,3 +239,21 @@ def test_claims_of_a_schema_2_store_keep_the_old_lifetime(db_path):
     with StateStore.open(db_path) as store:
         assert store.schema_version() == 3
         assert store.get_claim('u-1')['stale_after'] == 60
+
+
+def test_a_run_that_releases_its_claims_ends_its_open_actions_as_interrupted(db_path):
+    with StateStore.open(db_path) as store:
+        store.save_instance('u-1', {'name': 'vm', 'vm_state': 'active'})
+        store.save_instance('u-2', {'name': 'vm2', 'vm_state': 'active'})
+        for uuid in ('u-1', 'u-2'):
+            store.claim(uuid, 'req-a', 'rebuild', now='2026-12-02T10:00:00.000000Z')
+        done = store.save_action('u-1', 'req-a', action='rebuild', start_time='2026-12-02T10:00:00.000000Z',
+                                 finish_time='2026-12-02T10:01:00.000000Z')
+        open_action = store.save_action('u-2', 'req-a', action='rebuild', start_time='2026-12-02T10:00:00.000000Z')
+        store.save_event(open_action['id'], 'create_image', start_time='2026-12-02T10:00:30.000000Z')
+        assert store.release('req-a', now='2026-12-02T10:02:00.000000Z') == ['u-1', 'u-2']
+        assert store.get_action('u-1', 'req-a') == done  # finished: as it was
+        ended = store.get_action('u-2', 'req-a')
+        assert ended['finish_time'] == '2026-12-02T10:02:00.000000Z'
+        assert ended['message'] == 'interrupted: the run ended before this finished'
+        assert store.get_event(open_action['id'], 'create_image')['result'] == 'Error'
