@@ -41,12 +41,18 @@ def forget_passwords(module, value):
             forget_passwords(module, item)
     elif isinstance(value, dict):
         auth = value.get('auth')
-        if isinstance(auth, dict) and auth.get('password') is not None:
-            module.no_log_values.discard(auth['password'])
-            auth['password'] = None
+        if isinstance(auth, dict):
+            forget_secret(module, auth, 'password')
         for key, item in value.items():
             if key != 'auth':
                 forget_passwords(module, item)
+
+
+def forget_secret(module, mapping, key):
+    """Drop the no_log value ``mapping[key]`` from the parameters and stop masking it (see forget_passwords)."""
+    if mapping.get(key) is not None:
+        module.no_log_values.discard(mapping[key])
+        mapping[key] = None
 
 
 class Step(object):

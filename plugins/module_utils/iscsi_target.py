@@ -20,10 +20,11 @@ import os
 import re
 import stat
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import ModuleDriver, Plan, forget_secret
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
     MAX_LUN, check_iqn, read_text, write_atomic)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_discovery import TIMEOUT_RC
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation import check_absolute_path
 
 CONFIG_MODE = 0o600
@@ -31,7 +32,6 @@ CONFIG_MODE = 0o600
 # (SIGTERM through coreutils timeout, SIGKILL 5 s later). The plan's order keeps a target that was stopped
 # half-way closed to logins, and the next run finishes it.
 TGTADM_TIMEOUT = 30
-TIMEOUT_RC = 124  # coreutils timeout: the command did not finish in time
 _SIZE_RE = re.compile(r'([0-9]+)\s*([KMGT]?)(i?B?)?', re.IGNORECASE)
 _UNITS = {'': 1, 'K': 1024, 'M': 1024 ** 2, 'G': 1024 ** 3, 'T': 1024 ** 4}
 _CHAP_USER_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._@:-]{0,254}')
@@ -267,10 +267,8 @@ class IscsiTargetDriver(ModuleDriver):
 
     def run(self):
         spec = check_target_spec(self.params)
-        for key in ('chap_password', 'mutual_chap_password'):  # see base.forget_passwords
-            if self.params.get(key) is not None:
-                self.module.no_log_values.discard(self.params[key])
-                self.params[key] = None
+        for key in ('chap_password', 'mutual_chap_password'):  # kept in spec, for the accounts
+            forget_secret(self.module, self.params, key)
         self.runner = self.runner_class(self.module)
         targets = parse_tgtadm_show(self.runner.tgtadm(['--op', 'show', '--mode', 'target']))
         accounts = parse_account_list(self.runner.tgtadm(['--op', 'show', '--mode', 'account']))
