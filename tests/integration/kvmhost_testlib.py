@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
@@ -87,3 +89,29 @@ def recap(output):
             return dict((key, int(value)) for key, value in
                         (item.split('=') for item in line.split(':', 1)[1].split()))
     raise AssertionError('no PLAY RECAP line in:\n' + output[-3000:])
+
+
+def host_pids(process_name):
+    """Pids of the live processes named exactly ``process_name``."""
+    return [int(pid) for pid in subprocess.run(['pgrep', '-x', process_name], capture_output=True, text=True,
+                                               check=False).stdout.split()]
+
+
+def restart_host_daemon(daemon, stop_timeout, kill_after=False):
+    """Stop one of the host's daemons (started by the kvm_host role; ``daemon`` is its host_daemon arguments) by
+    its pid, SIGTERM, and start it again with host_daemon, as host.yml would. One still alive ``stop_timeout``
+    seconds later gets SIGKILL when ``kill_after``, and fails the test otherwise."""
+    name = daemon.get('process_name') or daemon['name']
+    pids = host_pids(name)
+    assert len(pids) == 1, (name, pids)
+    os.kill(pids[0], signal.SIGTERM)
+    deadline = time.monotonic() + stop_timeout
+    while os.path.exists('/proc/%d' % pids[0]):
+        if time.monotonic() > deadline:
+            assert kill_after, '%s %d did not stop within %d s' % (name, pids[0], stop_timeout)
+            os.kill(pids[0], signal.SIGKILL)
+            deadline, kill_after = time.monotonic() + 10, False
+        time.sleep(0.05)
+    started = run_module('host_daemon', daemon)
+    assert started['changed'] is True and not started.get('failed'), started
+    assert host_pids(name) and host_pids(name) != pids

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid as uuid_lib
 
 import pytest
 
-from kvmhost_testlib import run_module
+from kvmhost_testlib import restart_host_daemon, run_module
 
 pytest.importorskip('libvirt')
 
@@ -44,28 +43,6 @@ def tgt_sessions(iqn):
 # tgtd as the kvm_host role starts it (host_daemon, defaults of roles/kvm_host).
 TGTD = dict(name='tgtd', command=['tgtd', '-f', '--iscsi', 'portal=' + PORTAL], socket='/var/run/tgtd/socket.0',
             runtime_dirs=['/var/run/tgtd'], log_file='/var/log/kvmhost/tgtd.log')
-
-
-def tgtd_pids():
-    return [int(pid) for pid in subprocess.run(['pgrep', '-x', 'tgtd'], capture_output=True, text=True,
-                                               check=False).stdout.split()]
-
-
-def restart_tgtd():
-    """Stop the host's tgtd (started by the kvm_host role) by its pid - SIGTERM, SIGKILL after 10 s - and start
-    it again with host_daemon, as host.yml would. It comes back with no targets."""
-    pids = tgtd_pids()
-    assert len(pids) == 1, pids
-    os.kill(pids[0], signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while os.path.exists('/proc/%d' % pids[0]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if os.path.exists('/proc/%d' % pids[0]):
-        os.kill(pids[0], signal.SIGKILL)
-        time.sleep(0.5)
-    started = run_module('host_daemon', TGTD)
-    assert started['changed'] is True and not started.get('failed'), started
-    assert tgtd_pids() and tgtd_pids() != pids
 
 
 def wait_sessions(iqn, count, timeout=60):
@@ -228,7 +205,7 @@ def test_volume_survives_reboot_and_rebuild(export, instance, demo_console):
     # tgtd restarts under the running guest: it comes back empty; the persisted configuration makes the target
     # again (as the kvm_host role does after it starts tgtd: tgt-admin --execute), identical to its spec, and
     # QEMU's initiator logs in again by itself; the guest's next boot reads and writes the volume.
-    restart_tgtd()
+    restart_host_daemon(TGTD, 10, kill_after=True)
     assert tgt_sessions(export['iqn']) is None  # no such target any more
     subprocess.run(['tgt-admin', '--execute', '--conf', os.path.join(export['config_dir'],
                                                                      'kvmhost-%s.conf' % export['iqn'])],

@@ -34,7 +34,8 @@ import pytest
 import yaml
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore, to_datetime
-from kvmhost_testlib import TEST_PREFIX, VENV_BIN, recap, run_module, run_playbook, start_playbook
+from kvmhost_testlib import (
+    TEST_PREFIX, VENV_BIN, recap, restart_host_daemon, run_module, run_playbook, start_playbook)
 
 libvirt = pytest.importorskip('libvirt')
 
@@ -770,17 +771,9 @@ LIBVIRTD = dict(name='libvirtd', command=['catatonit', '--', 'libvirtd'], proces
 
 
 def restart_libvirtd(libvirt_conn):
-    """Stop the host's libvirtd (started by the kvm_host role) by its pid, SIGTERM, and start it again with
-    host_daemon, as host.yml would; the guests' QEMU processes run on. The session's connection is reopened."""
-    found = subprocess.run(['pgrep', '-x', 'libvirtd'], capture_output=True, text=True, check=False).stdout.split()
-    (pid,) = [int(item) for item in found]
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while os.path.exists('/proc/%d' % pid):
-        assert time.monotonic() < deadline, 'libvirtd %d did not stop within 30 s' % pid
-        time.sleep(0.05)
-    started = run_module('host_daemon', LIBVIRTD)
-    assert started['changed'] is True and not started.get('failed'), started
+    """Stop the host's libvirtd by its pid and start it again, as host.yml would (restart_host_daemon); the
+    guests' QEMU processes run on. The session's connection is reopened."""
+    restart_host_daemon(LIBVIRTD, 30)
     libvirt_conn.reconnect()
 
 
