@@ -52,12 +52,15 @@ def outcomes_by_uuid(results, uuid_path=('item', 'uuid')):
     return outcomes
 
 
-def select_instances(specs, uuids=None, variable='uuids'):
+def select_instances(specs, uuids=None, variable='uuids', missing='fail'):
     """The instance specs whose UUIDs are in ``uuids`` (all when None), in inventory order.
 
     Fails with the variable named on what a careless inventory may hold: a spec without a UUID, the
-    same UUID twice, a UUID asked for that no spec has.
+    same UUID twice, a UUID asked for that no spec has (unless ``missing`` is ``skip``: delete.yml reads
+    the instances without a spec from the host).
     """
+    if missing not in ('fail', 'skip'):
+        raise AnsibleFilterError('select_instances: missing must be fail or skip, got %r' % (missing,))
     if not isinstance(specs, list):
         raise AnsibleFilterError('kvmhost_instances must be a list of instance specs, got %s' % type(specs).__name__)
     seen = set()
@@ -74,7 +77,7 @@ def select_instances(specs, uuids=None, variable='uuids'):
         raise AnsibleFilterError('%s must be a list of UUIDs, got %r' % (variable, uuids))
     wanted = [str(uuid).lower() for uuid in uuids]
     unknown = [uuid for uuid in wanted if uuid not in seen]
-    if unknown:
+    if unknown and missing == 'fail':
         raise AnsibleFilterError('%s names instances that kvmhost_instances does not hold: %s'
                                  % (variable, ', '.join(unknown)))
     return [spec for spec in specs if spec['uuid'].lower() in wanted]

@@ -36,6 +36,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import Kv
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.firewall_rules import check_firewall_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.image_cache import ImageCache, image_base_name, parse_source
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_images import check_flavor, check_image
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.known_instances import known_instance
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
     LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, domains_by_local_id, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.resource_audit import read_meminfo
@@ -153,13 +154,14 @@ class InstanceCheckDriver(ModuleDriver):
         self.meminfo = meminfo or read_meminfo
         self.statvfs = statvfs
         self.refusals = []
+        self.unknown = []
         self.host = {}
         self._spawned = set()  # instances whose unfinished rebuild has spawned its new domain (see _find_resumable)
 
     def refuse(self, message, uuid=None, name=None, field=None):
         reason = '%s: %s' % (field, message) if field and not message.startswith(field) else message
         where = '%s (%s)' % (name, uuid) if uuid else 'host %s' % self.params['libvirt_uri']
-        self.refusals.append({'uuid': uuid, 'reason': reason, 'msg': '%s: %s' % (where, reason)})
+        self.refusals.append({'uuid': uuid, 'name': name, 'reason': reason, 'msg': '%s: %s' % (where, reason)})
 
     def run(self):
         try:
@@ -171,6 +173,9 @@ class InstanceCheckDriver(ModuleDriver):
     def check_options(params):
         """The module's own options; the instance specs are checked by :func:`check_spec`, each refusal named."""
         check_int(params['claim_wait'], 'claim_wait', 0, MAX_TIMEOUT, 'seconds')
+        if params.get('uuids') is not None and params['action'] != 'delete':
+            raise KvmhostError('is for action delete only (the instances without a spec that the host knows)',
+                               field='uuids')
         if params.get('claim'):
             check_int(params['claim']['stale_after'], 'claim.stale_after', MIN_CLAIM_STALE_SECONDS,
                       MAX_CLAIM_STALE_SECONDS, 'seconds')
@@ -195,10 +200,19 @@ class InstanceCheckDriver(ModuleDriver):
             # no URL) is not read again.
             if validated is not None and not errors:
                 checked.append((uuid, name, validated))
+        known = []
+        if params.get('uuids') is not None:
+            known = self.read_known(params['uuids'], seen)
+            for spec in known:
+                results.append({'uuid': spec['uuid'], 'name': spec['name'], 'failed': False})
+                checked.append((spec['uuid'], spec['name'], spec))
         self.check_host(checked)
         by_uuid = dict((result['uuid'], result) for result in results)
         for refusal in self.refusals:
             outcome = by_uuid.get(refusal['uuid'])
+            if outcome is None and refusal['uuid']:  # an instance of uuids whose domain XML cannot be read
+                outcome = by_uuid[refusal['uuid']] = {'uuid': refusal['uuid'], 'name': refusal['name'], 'failed': True}
+                results.append(outcome)
             if outcome is not None:
                 outcome['msg'] = '; '.join(filter(None, [outcome.get('msg'), refusal['reason']]))
                 outcome['failed'] = True
@@ -207,10 +221,66 @@ class InstanceCheckDriver(ModuleDriver):
         self.connection.close()
         result = {'changed': False, 'results': results, 'host': self.host,
                   'refusals': [refusal['msg'] for refusal in self.refusals]}
+        if params.get('uuids') is not None:
+            result.update(known_instances=known, unknown_uuids=self.unknown,
+                          known_uuids=sorted(seen.union(spec['uuid'] for spec in known) - {''}))
         if self.refusals:
             raise KvmhostError('%d check(s) refused, nothing was changed: %s' % (
                 len(self.refusals), '; '.join(result['refusals'])), **result)
         return result
+
+    # ------------------------------------------------------------ instances without a spec
+    def read_known(self, uuids, given):
+        """What deleting each of ``uuids`` without a spec in ``given`` takes, from what this host knows of it.
+
+        Sets ``self.unknown`` to those the host knows nothing of (no record, no domain, no directory).
+        """
+        self.unknown, known, wanted = [], [], []
+        for index, uuid in enumerate(uuids):
+            try:
+                uuid = check_uuid(uuid, 'uuids[%d]' % index)
+            except KvmhostError as exc:
+                self.refuse(exc.msg, field=exc.field)
+                continue
+            if uuid not in given and uuid not in wanted:
+                wanted.append(uuid)
+        if not wanted:
+            return known
+        try:
+            conn = self.connection.conn
+        except KvmhostError:  # check_host refuses the host that does not answer
+            return known
+        records = {}
+        path = self.params['state_db']
+        try:
+            # Opened as _read_store opens it: outside check mode an older schema is migrated, not refused (the
+            # run writes the store anyway); no store yet (or no directory, which _check_paths refuses) knows none.
+            store = StateStore.open(path, readonly=self.check_mode) if os.path.exists(path) else None
+            if store is not None:
+                with store:
+                    for uuid in wanted:
+                        record = store.get_instance(uuid)
+                        if record is not None:
+                            records[uuid] = (record, store.get_network_info(uuid))
+        except KNOWN_ERRORS + (KvmhostError,) as exc:
+            self.refuse(describe_error(exc) if not isinstance(exc, KvmhostError) else exc.msg, field='state_db')
+            return known
+        defined = dict((domain.UUIDString().lower(), domain) for domain in conn.listAllDomains(0))
+        for uuid in wanted:
+            record, network_info = records.get(uuid, (None, None))
+            domain = defined.get(uuid)
+            try:
+                spec = known_instance(uuid, record, network_info,
+                                      domain.XMLDesc(VIR_DOMAIN_XML_INACTIVE) if domain is not None else None,
+                                      self.params['instances_path'])
+            except KvmhostError as exc:
+                self.refuse(exc.msg, uuid, (record or {}).get('name'), 'uuids')
+                continue
+            if spec is None:
+                self.unknown.append(uuid)
+            else:
+                known.append(spec)
+        return known
 
     # ------------------------------------------------------------ the run's claim
     def claim(self, uuids, checked):

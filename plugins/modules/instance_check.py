@@ -32,6 +32,12 @@ description:
   - With O(action=rebuild) it also finds the instances whose killed rebuild already runs the new domain (RV(host.resumable)).
   - With O(action=delete) only the parts a delete uses are checked (the UUID, the VIFs and firewall ports, the
     volumes' portals and the paths), so a delete is not refused because of an image it will not use.
+  - With O(action=delete) and O(uuids), the instances to delete whose spec is not in O(instances) (it has left the
+    inventory) are read from what the host itself knows - their state store record and network info cache (the
+    VIFs), their libvirt domain's XML (the volumes, and the VIFs when the cache has none), or once the domain is
+    gone the C(libvirt.xml) of their directory - and returned as RV(known_instances), the specs the delete steps
+    take. Of an instance whose record is marked deleted only a domain still defined is read (its ports and
+    volumes may be another instance's since).
 author:
   - kvmhost.lifecycle developers (@kvmhost)
 requirements:
@@ -51,6 +57,14 @@ options:
     type: list
     elements: dict
     required: true
+  uuids:
+    description:
+      - With O(action=delete), the UUIDs of the instances to delete. Those without a spec in O(instances) are read
+        from the host (see above); those it knows nothing of (no record, no domain, no directory) are returned in
+        RV(unknown_uuids), not refused, since on a fleet each instance is known to one host only.
+      - Refused with any other O(action).
+    type: list
+    elements: str
   action:
     description: What the run will do to them; V(delete) checks less (see above).
     type: str
@@ -167,6 +181,43 @@ host:
       type: list
       elements: str
       returned: when O(claim) is given and every check passed
+known_instances:
+  description:
+    - The instances of O(uuids) without a spec in O(instances) that the host knows, each as much of an instance spec
+      as deleting it takes. The volumes carry no C(auth) (detaching takes no CHAP password; the host keeps it only
+      in libvirt's secret) and the security groups are empty (the firewall chains are found by the UUID).
+  returned: when O(uuids) is given
+  type: list
+  elements: dict
+  contains:
+    uuid: {description: The instance UUID., type: str}
+    name: {description: The display name of its record or its domain's metadata (empty when neither has one)., type: str}
+    vifs:
+      description: Its VIFs - C(id), C(address), C(type) and, where known, C(bridge), C(vlan), C(physical_interface) and C(mtu).
+      type: list
+      elements: dict
+    volumes:
+      description: Its volumes - C(id), C(device_name), C(target_portal), C(target_iqn), C(target_lun) and C(transport).
+      type: list
+      elements: dict
+    security_groups: {description: Always empty., type: list, elements: dict}
+  sample:
+    - uuid: 5d1e7f1c-3f53-4c0a-9a43-2a9f4c1b2e77
+      name: web-1
+      vifs: [{id: 0b6b1fe8-5a0b-4c6e-9a7a-1c2d3e4f5a6b, address: "fa:16:3e:11:22:33", type: ovs_hybrid, bridge: br-int}]
+      volumes: [{id: vol-data-1, device_name: vdb, target_portal: "192.0.2.10:3260",
+                 target_iqn: "iqn.2010-10.org.openstack:vol-data-1", target_lun: 1, transport: qemu}]
+      security_groups: []
+unknown_uuids:
+  description: The UUIDs of O(uuids) without a spec in O(instances) that this host knows nothing of.
+  returned: when O(uuids) is given
+  type: list
+  elements: str
+known_uuids:
+  description: The UUIDs of the run - those of O(instances) and of RV(known_instances).
+  returned: when O(uuids) is given
+  type: list
+  elements: str
 '''
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
@@ -178,6 +229,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store impo
 ARGUMENT_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT, argument_specs.STATE_STORE, argument_specs.INSTANCES_PATH,
     instances=dict(type='list', elements='dict', required=True),
+    uuids=dict(type='list', elements='str'),
     action=dict(type='str', choices=list(ACTIONS), required=True),
     virt_type=dict(type='str', choices=list(VIRT_TYPES), default='kvm'),
     vnc=dict(type='bool', default=False),

@@ -159,9 +159,10 @@ class Host(object):
                                 {'direction': 'egress'}]}]}
         return uuid
 
-    def write_inventory(self, overrides=None):
-        """The inventory with every spec, ``overrides`` ({uuid: spec}) replacing some for one run."""
-        specs = [dict((overrides or {}).get(uuid, spec)) for uuid, spec in self.specs.items()]
+    def write_inventory(self, overrides=None, without=()):
+        """The inventory with every spec, ``overrides`` ({uuid: spec}) replacing some for one run and the UUIDs of
+        ``without`` left out (their specs have left the inventory)."""
+        specs = [dict((overrides or {}).get(uuid, spec)) for uuid, spec in self.specs.items() if uuid not in without]
         inventory = {'all': {
             'children': {'kvm_hosts': {'hosts': {'localhost': None}}},
             'vars': {
@@ -184,9 +185,9 @@ class Host(object):
         except FileNotFoundError:
             return set()
 
-    def play(self, playbook, extra_vars=None, overrides=None, **options):
+    def play(self, playbook, extra_vars=None, overrides=None, without=(), **options):
         """Run the playbook on the inventory; ``options`` go to run_playbook (check, diff, verbosity, log_path)."""
-        self.write_inventory(overrides)
+        self.write_inventory(overrides, without)
         before = self._timeline_files()
         returncode, output = run_playbook('playbooks/%s.yml' % playbook, extra_vars, inventory=self.inventory,
                                           **options)
@@ -849,8 +850,12 @@ def test_a_chap_password_never_shows_in_output_logs_store_or_timeline(
     assert domain is not None and domain.isActive()
     (secret_uuid,) = re.findall(r"<secret type='iscsi' uuid='([0-9a-f-]+)'", domain.XMLDesc(0))
     assert libvirt_conn.secretLookupByUUIDString(secret_uuid).value() == password.encode()
-    deleted = host.play('delete', {'kvmhost_delete_uuids': [uuid]}, diff=True, verbosity=3, log_path=log_path)
+    # Deleted without its spec (the inventory holds no password then): the volume and its secret are found in
+    # the domain's XML.
+    deleted = host.play('delete', {'kvmhost_delete_uuids': [uuid]}, without=[uuid], diff=True, verbosity=3,
+                        log_path=log_path)
     assert deleted.returncode == 0, str(deleted)
+    assert events_by_name(deleted.timeline, uuid)['delete_instance']['result'] == 'Success'
     assert domain_of(libvirt_conn, uuid) is None
     assert secret_uuid not in [secret.UUIDString() for secret in libvirt_conn.listAllSecrets()]
 
@@ -870,6 +875,8 @@ def test_a_chap_password_never_shows_in_output_logs_store_or_timeline(
 
 
 def test_delete_removes_everything_of_the_instance(host, main_instance, main_first_boot, libvirt_conn):
+    """delete.yml of an instance whose spec has left the inventory: the host's state store and libvirt name its
+    VIFs; a UUID no host knows, given with it, fails the run before anything changes."""
     spec = host.specs[main_instance]
     port = spec['vifs'][0]['id']
     directory = host.directory(main_instance)
@@ -879,7 +886,13 @@ def test_delete_removes_everything_of_the_instance(host, main_instance, main_fir
     assert 'qvo' + port[:11] in ovs_ports()
     assert port[:11] in firewall_rules() and main_instance in firewall_rules()
 
-    run = host.play('delete', {'kvmhost_delete_uuids': [main_instance]})
+    typo = str(uuid_lib.uuid4())
+    refused = host.play('delete', {'kvmhost_delete_uuids': [main_instance, typo]}, without=[main_instance])
+    assert refused.returncode != 0 and refused.recap['changed'] == 0, str(refused)
+    assert 'kvmhost_delete_uuids: no host of the play has a spec of %s' % typo in refused.flat, str(refused)
+    assert domain_of(libvirt_conn, main_instance).isActive() and 'qvo' + port[:11] in ovs_ports()
+
+    run = host.play('delete', {'kvmhost_delete_uuids': [main_instance]}, without=[main_instance])
     assert run.returncode == 0 and run.recap['changed'] > 0, str(run)
     assert domain_of(libvirt_conn, main_instance) is None
     assert not os.path.exists(directory) and not os.path.exists(directory + '_del')
@@ -891,8 +904,9 @@ def test_delete_removes_everything_of_the_instance(host, main_instance, main_fir
     assert record['deleted'] is True and record['live']['found'] is False, record
     assert events_by_name(run.timeline, main_instance)['delete_instance']['result'] == 'Success'
 
-    again = host.play('delete', {'kvmhost_delete_uuids': [main_instance]})
-    assert again.returncode == 0 and again.recap['changed'] == 0 and again.recap['failed'] == 0, str(again)
+    for without in ([main_instance], []):  # with its spec back, and again without it: nothing to do
+        again = host.play('delete', {'kvmhost_delete_uuids': [main_instance]}, without=without)
+        assert again.returncode == 0 and again.recap['changed'] == 0 and again.recap['failed'] == 0, str(again)
     assert host.record(main_instance)['deleted'] is True
 
 

@@ -39,6 +39,27 @@ def test_select_refuses_bad_input_naming_the_variable(specs, uuids, message):
         select_instances(specs, uuids, 'kvmhost_rebuild_uuids')
 
 
+def test_select_skips_the_uuids_no_spec_has_when_told():
+    other = '2f0e9d8c-7b6a-4594-8372-615049382716'
+    assert select_instances(SPECS, [other, B], 'kvmhost_delete_uuids', 'skip') == [SPECS[1]]
+    assert select_instances(SPECS, [other], 'kvmhost_delete_uuids', 'skip') == []
+    assert select_instances(SPECS, None, 'kvmhost_delete_uuids', 'skip') == SPECS
+    with pytest.raises(AnsibleFilterError, match='kvmhost_delete_uuids names instances that kvmhost_instances '
+                                                 'does not hold: %s' % other):
+        select_instances(SPECS, [other, B], 'kvmhost_delete_uuids', 'fail')
+    # What the inventory holds is still checked.
+    with pytest.raises(AnsibleFilterError, match='twice'):
+        select_instances([{'uuid': A}, {'uuid': A.lower()}], [other], 'kvmhost_delete_uuids', 'skip')
+    with pytest.raises(AnsibleFilterError, match='kvmhost_delete_uuids must be a list'):
+        select_instances(SPECS, 'all', 'kvmhost_delete_uuids', 'skip')
+
+
+@pytest.mark.parametrize('missing', ['ignore', None, '', 'Skip'])
+def test_select_refuses_an_unknown_missing(missing):
+    with pytest.raises(AnsibleFilterError, match='select_instances: missing must be fail or skip, got %r' % (missing,)):
+        select_instances(SPECS, [B], 'kvmhost_delete_uuids', missing)
+
+
 def test_network_info_follows_nova_model():
     vifs = [{'id': '8DBFEEFF-E21C-4B3D-B527-77845D2A998B', 'address': 'FA:16:3E:81:A8:B4', 'type': 'ovs_hybrid',
              'bridge': 'br-int', 'mtu': 1450,

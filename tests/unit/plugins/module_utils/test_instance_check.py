@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip('libvirt')
 
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import build_domain_xml  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_check import (  # noqa: E402
     InstanceCheckDriver, check_spec, cross_checks, probe_portal)
@@ -355,3 +356,145 @@ def test_a_refused_spec_is_not_read_again_by_the_host_checks(tmp_path):
     found = refusals(driver(tmp_path, [bad, other], runner=FakeRunner(bridges=())))
     assert found == ["web-1 (%s): image.source: URL scheme 'ftp' is not supported: use http, https or file" % UUID_A,
                      'web-2 (%s): vifs[0].bridge: the Open vSwitch bridge br-int does not exist' % UUID_B]
+
+
+# ---------------------------------------------------------------- delete: the instances without a spec (uuids)
+
+UUID_KNOWN = '5d1e7f1c-3f53-4c0a-9a43-2a9f4c1b2e77'
+UUID_UNKNOWN = '2f0e9d8c-7b6a-4594-8372-615049382716'
+PORT_KNOWN = 'd5d578a3-f572-42be-9d5b-f867556950ba'
+VOLUME_KNOWN = {'id': 'vol-data-1', 'device_name': 'vdb', 'target_portal': '192.0.2.10:3260',
+                'target_iqn': 'iqn.2010-10.org.openstack:vol-data-1', 'target_lun': 1, 'transport': 'qemu'}
+
+
+def known_domain_xml(tmp_path):
+    gone = spec(uuid=UUID_KNOWN, name='web-9', port=PORT_KNOWN, mac='fa:16:3e:00:00:09')
+    gone['volumes'] = [dict(VOLUME_KNOWN)]
+    return build_domain_xml({'instance': gone, 'local_id': 3, 'virt_type': 'qemu',
+                             'instances_path': str(tmp_path / 'instances')})
+
+
+def known_host(tmp_path, network_info=True):
+    """UUID_KNOWN has left the inventory: its record (with the cache of one hybrid VIF) and its domain remain."""
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        store.save_instance(UUID_KNOWN, {'name': 'web-9', 'vm_state': 'active'})
+        if network_info:
+            store.set_network_info(UUID_KNOWN, [{
+                'id': PORT_KNOWN, 'address': 'fa:16:3e:00:00:09', 'type': 'ovs',
+                'network': {'bridge': 'br-int', 'meta': {'mtu': None}},
+                'details': {'ovs_hybrid_plug': True, 'vlan': None, 'physical_interface': None}}])
+    return FakeConnection([FakeDomain('instance-00000003', UUID_KNOWN, known_domain_xml(tmp_path))])
+
+
+KNOWN_VIF = {'id': PORT_KNOWN, 'address': 'fa:16:3e:00:00:09', 'type': 'ovs_hybrid', 'bridge': 'br-int'}
+
+
+def test_uuids_are_for_a_delete_only(tmp_path):
+    for action in ('boot', 'rebuild'):
+        with pytest.raises(KvmhostError) as caught:
+            driver(tmp_path, [spec()], action=action, uuids=[UUID_A]).run()
+        assert caught.value.field == 'uuids' and 'for action delete only' in str(caught.value)
+    assert 'known_instances' not in driver(tmp_path, [spec()], action='delete').run()  # not without uuids
+
+
+def test_a_delete_reads_the_instances_without_a_spec_from_the_host(tmp_path):
+    connection = known_host(tmp_path)
+    result = driver(tmp_path, [spec()], connection=connection, action='delete',
+                    uuids=[UUID_A, UUID_KNOWN.upper(), UUID_UNKNOWN, UUID_KNOWN]).run()
+    assert result['refusals'] == []
+    assert result['results'] == [{'uuid': UUID_A, 'name': 'web-1', 'failed': False},
+                                 {'uuid': UUID_KNOWN, 'name': 'web-9', 'failed': False}]
+    assert result['known_instances'] == [{
+        'uuid': UUID_KNOWN, 'name': 'web-9', 'vifs': [KNOWN_VIF], 'volumes': [VOLUME_KNOWN], 'security_groups': []}]
+    assert result['unknown_uuids'] == [UUID_UNKNOWN]
+    assert result['known_uuids'] == sorted([UUID_A, UUID_KNOWN])
+
+
+def test_without_a_cache_the_vifs_of_a_known_instance_are_its_domains(tmp_path):
+    connection = known_host(tmp_path, network_info=False)
+    result = driver(tmp_path, [], connection=connection, action='delete', uuids=[UUID_KNOWN]).run()
+    (known,) = result['known_instances']
+    assert known['vifs'] == [{'id': PORT_KNOWN, 'address': 'fa:16:3e:00:00:09', 'type': 'ovs_hybrid'}]
+    assert known['volumes'] == [VOLUME_KNOWN]
+
+
+def test_a_known_instance_is_known_by_its_directory_once_record_and_domain_are_gone(tmp_path):
+    (tmp_path / 'instances' / UUID_KNOWN).mkdir(parents=True)
+    (tmp_path / 'instances' / UUID_KNOWN / 'libvirt.xml').write_text(known_domain_xml(tmp_path))
+    result = driver(tmp_path, [], action='delete', uuids=[UUID_KNOWN, UUID_UNKNOWN]).run()
+    assert [known['uuid'] for known in result['known_instances']] == [UUID_KNOWN]
+    assert result['known_instances'][0]['volumes'] == [VOLUME_KNOWN]
+    assert result['unknown_uuids'] == [UUID_UNKNOWN] and result['known_uuids'] == [UUID_KNOWN]
+
+
+def test_an_invalid_uuid_in_uuids_is_refused_by_its_index(tmp_path):
+    found = refusals(driver(tmp_path, [spec()], action='delete', uuids=[UUID_A, 'nope', '../etc']))
+    assert found == ["host qemu:///system: uuids[1]: must be a UUID like 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0, "
+                     "got 'nope'",
+                     "host qemu:///system: uuids[2]: must be a UUID like 1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0, "
+                     "got '../etc'"]
+
+
+def test_a_domain_xml_the_collection_did_not_write_is_refused_naming_the_instance(tmp_path):
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        store.save_instance(UUID_KNOWN, {'name': 'web-9', 'vm_state': 'active'})
+    connection = FakeConnection([FakeDomain('instance-00000003', UUID_KNOWN, '<domain><devices>')])
+    with pytest.raises(KvmhostError) as caught:
+        driver(tmp_path, [], connection=connection, action='delete', uuids=[UUID_KNOWN]).run()
+    (refusal,) = caught.value.details['refusals']
+    assert refusal.startswith('web-9 (%s): uuids: the domain XML cannot be read' % UUID_KNOWN), refusal
+    (outcome,) = caught.value.details['results']
+    assert (outcome['uuid'], outcome['name'], outcome['failed']) == (UUID_KNOWN, 'web-9', True)
+    assert 'the domain XML cannot be read' in outcome['msg']
+
+
+def test_the_known_instances_are_claimed_like_the_given_ones(tmp_path):
+    connection = known_host(tmp_path)
+    result = driver(tmp_path, [spec()], connection=connection, action='delete', uuids=[UUID_A, UUID_KNOWN],
+                    claim={'request_id': 'req-delete'}).run()
+    assert result['host']['claimed'] == [UUID_A, UUID_KNOWN]
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        assert store.get_claim(UUID_KNOWN)['request_id'] == 'req-delete'
+        store.release('req-delete')
+        assert store.claim(UUID_KNOWN, 'req-other', 'rebuild') is None  # another live run has it now
+    clock = FakeClock()
+    run = driver(tmp_path, [spec()], connection=connection, action='delete', uuids=[UUID_A, UUID_KNOWN],
+                 claim={'request_id': 'req-delete'}, claim_wait=2)
+    run.clock, run.sleep = clock, clock.sleep
+    found = refusals(run)
+    assert len(found) == 1 and found[0].startswith('web-9 (%s): uuid: another run on this host has it: request '
+                                                   'req-other (rebuild)' % UUID_KNOWN), found
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        assert store.get_claim(UUID_A) is None  # all or nothing
+
+
+def test_a_delete_with_uuids_migrates_a_store_of_the_previous_schema(tmp_path):
+    connection = known_host(tmp_path)
+    conn = sqlite3.connect(str(tmp_path / 'state.db'), isolation_level=None)
+    conn.execute('DROP TABLE claims')
+    conn.execute('PRAGMA user_version = 1')
+    conn.close()
+    result = driver(tmp_path, [], connection=connection, action='delete', uuids=[UUID_KNOWN],
+                    claim={'request_id': 'req-1'}).run()
+    assert result['known_uuids'] == [UUID_KNOWN] and result['host']['claimed'] == [UUID_KNOWN]
+
+
+def test_a_delete_with_uuids_and_no_store_yet(tmp_path):
+    result = driver(tmp_path, [], action='delete', uuids=[UUID_UNKNOWN]).run()
+    assert (result['known_instances'], result['unknown_uuids'], result['known_uuids']) == ([], [UUID_UNKNOWN], [])
+    assert not (tmp_path / 'state.db').exists()
+    found = refusals(driver(tmp_path, [], action='delete', uuids=[UUID_UNKNOWN],
+                            state_db=str(tmp_path / 'missing' / 'state.db')))
+    assert found == ['host qemu:///system: state_db: the directory %s of the state store does not exist'
+                     % (tmp_path / 'missing')]
+
+
+def test_a_delete_in_check_mode_reads_the_known_instances_without_writing(tmp_path):
+    connection = known_host(tmp_path)
+    run = driver(tmp_path, [], connection=connection, action='delete', uuids=[UUID_KNOWN],
+                 claim={'request_id': 'req-check'})
+    run.check_mode = True
+    result = run.run()
+    assert result['known_instances'][0]['vifs'] == [KNOWN_VIF] and result['host']['claimed'] == []
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        assert store.get_claim(UUID_KNOWN) is None

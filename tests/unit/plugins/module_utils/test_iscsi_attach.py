@@ -10,6 +10,7 @@ tests/integration/test_iscsi_volumes.py runs the module against the real tgtd, l
 from __future__ import annotations
 
 import copy
+import functools
 import socket
 
 import pytest
@@ -49,7 +50,10 @@ def connected(address, timeout):
 
 @pytest.fixture(autouse=True)
 def reachable_portal(monkeypatch):
-    monkeypatch.setattr(iscsi_discovery.socket, 'create_connection', connected)
+    # probe_portal binds socket.create_connection as its default when it is defined: patching the socket module
+    # alone left the probe on a real connection, which passed only where a portal listens on 127.0.0.1:3260.
+    monkeypatch.setattr(iscsi_discovery, 'probe_portal', functools.partial(iscsi_discovery.probe_portal,
+                                                                           connect=connected))
 
 
 def test_check_target_passes_chap_in_the_environment_only():
