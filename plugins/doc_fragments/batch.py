@@ -63,7 +63,7 @@ options:
         description: The action the run is.
         type: str
         required: true
-        choices: [create, rebuild, delete, stop, start, reboot, audit]
+        choices: [create, rebuild, delete, migrate, stop, start, reboot, audit]
       event:
         description: The step's event name (for example V(shutdown_instance), V(spawning)).
         type: str

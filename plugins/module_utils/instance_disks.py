@@ -83,6 +83,10 @@ class DiskTools(object):
     def create_overlay(self, path, base, base_format, size):
         self._run([self.qemu_img, 'create', '-q', '-f', 'qcow2', '-b', base, '-F', base_format, path, str(size)])
 
+    def rebase_unsafe(self, path, base, base_format):
+        """Point an overlay at the same base content under another path (its data is not touched)."""
+        self._run([self.qemu_img, 'rebase', '-u', '-f', 'qcow2', '-b', base, '-F', base_format, path])
+
     def make_ext4(self, path, label):
         self._run([self.module.get_bin_path('mkfs.ext4', required=True), '-F', '-q', '-L', label, path])
 

@@ -44,7 +44,7 @@ TASK_STATES = ('scheduling', 'block_device_mapping', 'networking', 'spawning',
                'rebuilding', 'rebuild_block_device_mapping', 'rebuild_spawning',
                'powering-off', 'powering-on', 'rebooting', 'reboot_started', 'deleting',
                'image_snapshot', 'migrating', 'resize_prep')
-ACTIONS = ('create', 'rebuild', 'delete', 'stop', 'start', 'reboot', 'audit')
+ACTIONS = ('create', 'rebuild', 'delete', 'migrate', 'stop', 'start', 'reboot', 'audit')
 EVENT_RESULTS = ('Success', 'Error')
 INSTANCE_FIELDS = ('uuid', 'local_id', 'name', 'vm_state', 'task_state', 'power_state',
                    'image', 'flavor', 'host', 'launched_at', 'created_at', 'updated_at',
@@ -429,6 +429,30 @@ class StateStore(object):
                 action['events'] = [_row_to_event(row) for row in self._conn.execute(
                     'SELECT * FROM action_events WHERE action_id = ? ORDER BY start_time, id', (action['id'],))]
         return actions
+
+    def import_actions(self, uuid, actions):
+        """Copy another host's actions of the instance (each with its ``events``, as list_actions gives them) into
+        this store, in one transaction: a migrated instance keeps its history. An action whose request id this
+        store has already is left as it is. Returns the request ids copied."""
+        copied = []
+        with self.transaction() as conn:
+            for action in actions:
+                if conn.execute('SELECT 1 FROM actions WHERE instance_uuid = ? AND request_id = ?',
+                                (uuid, action['request_id'])).fetchone():
+                    continue
+                cursor = conn.execute(
+                    'INSERT INTO actions (instance_uuid, action, request_id, start_time, finish_time, message) '
+                    'VALUES (?, ?, ?, ?, ?, ?)', (uuid, action['action'], action['request_id'], action['start_time'],
+                                                  action.get('finish_time'), action.get('message')))
+                for event in action.get('events') or []:
+                    details = event.get('details')
+                    conn.execute('INSERT INTO action_events (action_id, event, start_time, finish_time, result, '
+                                 'message, details) VALUES (?, ?, ?, ?, ?, ?, ?)',
+                                 (cursor.lastrowid, event['event'], event['start_time'], event.get('finish_time'),
+                                  event.get('result'), event.get('message'),
+                                  canonical_json(details) if details is not None else None))
+                copied.append(action['request_id'])
+        return copied
 
     # ------------------------------------------------------------------ claims
     def get_claim(self, uuid):

@@ -96,7 +96,7 @@ options:
         description: What the action does.
         type: str
         required: true
-        choices: [create, rebuild, delete, stop, start, reboot, audit]
+        choices: [create, rebuild, delete, migrate, stop, start, reboot, audit]
       request_id:
         description: The action's request id, unique per instance (for example C(req-<uuid>)).
         type: str
