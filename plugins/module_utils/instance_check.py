@@ -46,7 +46,9 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.validation impor
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import check_vif_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.xml_drift import domain_drift, parse_xml
 
-ACTIONS = ('boot', 'rebuild', 'delete')
+ACTIONS = ('boot', 'rebuild', 'delete', 'migrate_source', 'migrate_destination')
+# Nova's default cpu_allocation_ratio: the vCPUs a host's instances may have per physical CPU.
+DEFAULT_CPU_ALLOCATION_RATIO = 16.0
 CLAIM_POLL_INTERVAL = 1.0
 PORTAL_TIMEOUT = 3.0
 # What a new instance's directory needs besides its base images (overlays, libvirt.xml, console log).
@@ -176,6 +178,14 @@ class InstanceCheckDriver(ModuleDriver):
         if params.get('uuids') is not None and params['action'] != 'delete':
             raise KvmhostError('is for action delete only (the instances without a spec that the host knows)',
                                field='uuids')
+        if params.get('transfer_bytes') and params['action'] != 'migrate_destination':
+            raise KvmhostError('is for action migrate_destination only', field='transfer_bytes')
+        for uuid, size in (params.get('transfer_bytes') or {}).items():
+            check_uuid(uuid, 'transfer_bytes')
+            check_int(size, 'transfer_bytes[%s]' % uuid, 0, 2 ** 50, 'bytes')
+        ratio = params.get('cpu_allocation_ratio')
+        if ratio is not None and not 1 <= ratio <= 1024:
+            raise KvmhostError('must be 1 to 1024, got %s' % ratio, field='cpu_allocation_ratio')
         if params.get('claim'):
             check_int(params['claim']['stale_after'], 'claim.stale_after', MIN_CLAIM_STALE_SECONDS,
                       MAX_CLAIM_STALE_SECONDS, 'seconds')
@@ -342,12 +352,101 @@ class InstanceCheckDriver(ModuleDriver):
         if action == 'delete':
             return
         listed = conn.listAllDomains(0)
+        if action == 'migrate_source':
+            self._check_leaving(checked, records, listed)
+            return
+        if action == 'migrate_destination':
+            records = self._check_arriving(checked, records, listed)
+            checked = [entry for entry in checked if entry[0] not in self.host['arrived']]
         self._check_names(domains_by_local_id(listed), checked, records)
         if action == 'rebuild':
             self._find_resumable(checked, records)
         self._check_network(checked)
         self._check_portals(checked)
         self._check_resources(checked, records, set(domain.UUIDString().lower() for domain in listed))
+        if action == 'migrate_destination':
+            self._check_vcpus(checked, conn, listed)
+
+    # ------------------------------------------------------------ cold migration
+    def _check_leaving(self, checked, records, listed):
+        """The source of a migration has each instance: its record (with no other task unfinished), its domain and
+        its directory; the bytes of each directory (what travels besides the bases) go into
+        ``host.transfer_bytes``. An instance this host's record says was migrated away goes into
+        ``host.departed`` ({uuid: the host its record names}), not refused: a second run finds it gone."""
+        domains = set(domain.UUIDString().lower() for domain in listed)
+        sizes, departed = {}, {}
+        for uuid, name, _spec in checked:
+            record = records.get(uuid)
+            directory = os.path.join(self.params['instances_path'], uuid)
+            if record is not None and record['deleted'] and record['host']:
+                departed[uuid] = record['host']
+                continue
+            if record is None or record['deleted']:
+                self.refuse('this host has no record of it: it does not run here', uuid, name, 'uuid')
+                continue
+            if record['task_state'] not in (None, 'migrating'):
+                self.refuse('its task %s did not finish here; finish it first' % record['task_state'], uuid, name,
+                            'uuid')
+            # A migration killed while it removed the instance here (its destination runs it) left part of it.
+            unfinished = record['task_state'] == 'migrating'
+            if uuid not in domains and not unfinished:
+                self.refuse('libvirt has no domain of it here', uuid, name, 'uuid')
+            if os.path.isdir(directory) and not os.path.islink(directory):
+                sizes[uuid] = sum(entry.stat(follow_symlinks=False).st_size for entry in os.scandir(directory)
+                                  if entry.is_file(follow_symlinks=False))
+            elif not unfinished:
+                self.refuse('its directory %s does not exist' % directory, uuid, name, 'uuid')
+        self.host.update(transfer_bytes=sizes, departed=departed)
+
+    def _check_arriving(self, checked, records, listed):
+        """The destination of a migration must not have the instance (a domain, a live record, a directory); a
+        record, directory or incoming copy an unfinished migration of it left here is no reason to refuse (the
+        import replaces them), and an instance an earlier migration brought here and runs (its newest action a
+        finished migrate) goes into ``host.arrived``: that run was killed before the source let it go.
+        Returns the records that count as this host's (none of the arriving ones)."""
+        domains = dict((domain.UUIDString().lower(), domain) for domain in listed)
+        kept, arrived = {}, []
+        for uuid, name, _spec in checked:
+            record = records.get(uuid)
+            leftover = record is not None and not record['deleted'] and record['task_state'] == 'migrating'
+            if uuid in domains and record is not None and self._arrived(record, domains[uuid]):
+                arrived.append(uuid)
+            elif uuid in domains:
+                self.refuse('libvirt here has a domain of it already (%s): it runs on this host'
+                            % domains[uuid].name(), uuid, name, 'to')
+            elif record is not None and not record['deleted'] and not leftover:
+                self.refuse('this host has it already (vm_state %s)' % record['vm_state'], uuid, name, 'to')
+            elif os.path.isdir(os.path.join(self.params['instances_path'], uuid)) and not leftover:
+                self.refuse('its directory %s exists here already' % os.path.join(self.params['instances_path'], uuid),
+                            uuid, name, 'to')
+            if record is not None and record['deleted']:
+                kept[uuid] = record  # its local id is given back to it
+        self.host['arrived'] = arrived
+        return kept
+
+    def _arrived(self, record, domain):
+        if record['deleted'] or record['task_state'] is not None or not domain.isActive():
+            return False
+        store = StateStore.open(self.params['state_db'], readonly=True)
+        if store is None:
+            return False
+        with store:
+            actions = store.list_actions(record['uuid'], with_events=False)
+        newest = actions[-1] if actions else None
+        return bool(newest and newest['action'] == 'migrate' and newest['finish_time'] and not newest['message'])
+
+    def _check_vcpus(self, checked, conn, listed):
+        """The vCPUs of the domains that run here and of the arriving instances, against the host's CPUs times the
+        allocation ratio (Nova's cpu_allocation_ratio)."""
+        ratio = self.params.get('cpu_allocation_ratio') or DEFAULT_CPU_ALLOCATION_RATIO
+        cpus = conn.getInfo()[2]
+        used = sum(domain.info()[3] for domain in listed if domain.isActive())
+        needed = sum(spec['flavor'].get('vcpus') or 1 for _uuid, _name, spec in checked)
+        limit = int(cpus * ratio)
+        self.host.update(vcpus=cpus, vcpus_used=used, vcpus_needed=needed, vcpus_limit=limit)
+        if checked and used + needed > limit:
+            self.refuse('the arriving instances need %d vCPUs, %d of the %d this host allows (%d CPUs x allocation '
+                        'ratio %s) are in use' % (needed, used, limit, cpus, ratio), field='flavor.vcpus')
 
     def _check_paths(self, action):
         path = self.params['instances_path']
@@ -523,7 +622,8 @@ class InstanceCheckDriver(ModuleDriver):
                 # The size of an http(s) image is known once it is fetched: the fetch checks the disk then.
                 if source.kind == 'file' and os.path.isfile(source.location):
                     bases[image['id']] = os.path.getsize(source.location)
-        needed_disk_mb = (sum(bases.values()) // (1024 * 1024)) + DISK_MARGIN_MB * len(new)
+        transfer = sum((self.params.get('transfer_bytes') or {}).get(uuid, 0) for uuid, _name, _spec in new)
+        needed_disk_mb = ((sum(bases.values()) + transfer) // (1024 * 1024)) + DISK_MARGIN_MB * len(new)
         try:
             stats = self.statvfs(self.params['instances_path'])
         except OSError:

@@ -38,6 +38,15 @@ description:
     gone the C(libvirt.xml) of their directory - and returned as RV(known_instances), the specs the delete steps
     take. Of an instance whose record is marked deleted only a domain still defined is read (its ports and
     volumes may be another instance's since).
+  - With O(action=migrate_source) (the source of a cold migration) the specs are checked as for a boot, and the
+    host must have each instance - its record (with no other task unfinished), its domain and its directory;
+    RV(host.transfer_bytes) says how many bytes each directory holds. Its network, portals and resources are not
+    read (the instance leaves).
+  - With O(action=migrate_destination) (the destination) the specs are checked as for a boot of new instances - the
+    image readable here, the bridges, the portals, the memory, the disk (with O(transfer_bytes)) - and the host must
+    not have them (no domain, no live record, no directory; what an unfinished migration of the instance left is
+    replaced by the next one), and the vCPUs of its running domains and of the arriving instances must fit in its
+    CPUs times O(cpu_allocation_ratio).
 author:
   - kvmhost.lifecycle developers (@kvmhost)
 requirements:
@@ -66,10 +75,20 @@ options:
     type: list
     elements: str
   action:
-    description: What the run will do to them; V(delete) checks less (see above).
+    description: What the run will do to them; V(delete) checks less, the migrations check what they need (see above).
     type: str
-    choices: [boot, rebuild, delete]
+    choices: [boot, rebuild, delete, migrate_source, migrate_destination]
     required: true
+  transfer_bytes:
+    description:
+      - With O(action=migrate_destination), the bytes each arriving instance's directory brings ({uuid - bytes}, the
+        source's RV(host.transfer_bytes)), counted in the disk the host must have.
+    type: dict
+  cpu_allocation_ratio:
+    description:
+      - With O(action=migrate_destination), the vCPUs this host may give its instances per CPU (Nova's
+        C(cpu_allocation_ratio)), V(16.0) when not given. Range V(1)..V(1024).
+    type: float
   virt_type:
     description: The host's libvirt virt type, as M(kvmhost.lifecycle.domain_xml) takes it.
     type: str
@@ -171,11 +190,47 @@ host:
       description: The instances this run creates anew (no record, no domain).
       type: list
       elements: str
-      returned: unless O(action=delete)
-    memory_available_mb: {description: The host's available memory., type: int, returned: unless O(action=delete)}
-    memory_needed_mb: {description: The memory of the new instances., type: int, returned: unless O(action=delete)}
-    disk_free_mb: {description: Free space in O(instances_path)., type: int, returned: unless O(action=delete)}
-    disk_needed_mb: {description: What the new instances need there., type: int, returned: unless O(action=delete)}
+      returned: unless O(action=delete) or O(action=migrate_source)
+    memory_available_mb:
+      description: The host's available memory.
+      type: int
+      returned: unless O(action=delete) or O(action=migrate_source)
+    memory_needed_mb:
+      description: The memory of the new instances.
+      type: int
+      returned: unless O(action=delete) or O(action=migrate_source)
+    disk_free_mb:
+      description: Free space in O(instances_path).
+      type: int
+      returned: unless O(action=delete) or O(action=migrate_source)
+    disk_needed_mb:
+      description: What the new instances need there.
+      type: int
+      returned: unless O(action=delete) or O(action=migrate_source)
+    transfer_bytes:
+      description: With O(action=migrate_source), the bytes of each instance's directory ({uuid - bytes}).
+      type: dict
+      returned: when O(action=migrate_source) and libvirt answered
+    departed:
+      description:
+        - With O(action=migrate_source), the instances this host's record says were migrated away ({uuid - the host
+          the record names}); they are not refused, a second migration finds them gone.
+      type: dict
+      returned: when O(action=migrate_source) and libvirt answered
+    arrived:
+      description:
+        - With O(action=migrate_destination), the instances an earlier migration brought here and that run here (their
+          newest action a finished migrate); they are not refused, the source only lets them go.
+      type: list
+      elements: str
+      returned: when O(action=migrate_destination) and libvirt answered
+    vcpus: {description: The host's CPUs., type: int, returned: when O(action=migrate_destination)}
+    vcpus_used: {description: The vCPUs of its running domains., type: int, returned: when O(action=migrate_destination)}
+    vcpus_needed: {description: The vCPUs of the arriving instances., type: int, returned: when O(action=migrate_destination)}
+    vcpus_limit:
+      description: The CPUs times O(cpu_allocation_ratio).
+      type: int
+      returned: when O(action=migrate_destination)
     claimed:
       description: The instances claimed for O(claim.request_id) (empty in check mode).
       type: list
@@ -236,6 +291,8 @@ ARGUMENT_SPEC = argument_specs.merged(
     claim=dict(type='dict', options=dict(request_id=dict(type='str', required=True),
                                          stale_after=dict(type='int', default=CLAIM_STALE_SECONDS))),
     claim_wait=dict(type='int', default=90),
+    transfer_bytes=dict(type='dict'),
+    cpu_allocation_ratio=dict(type='float'),
 )
 
 

@@ -138,6 +138,14 @@ class FakeDomain(object):
     def XMLDesc(self, _flags):
         return self._xml
 
+    def isActive(self):
+        return self._running
+
+    def info(self):  # state, max memory, memory, vCPUs, CPU time
+        return [1 if self._running else 5, 2097152, 2097152, self.vcpus, 0]
+
+    vcpus = 1
+
 
 class FakeConnection(object):
     def __init__(self, domains=(), broken=False):
@@ -152,6 +160,10 @@ class FakeConnection(object):
 
     def listAllDomains(self, _flags):
         return self.domains
+
+    @staticmethod
+    def getInfo():  # model, memory MiB, CPUs, ...
+        return ['x86_64', 24000, 2, 2000, 1, 1, 2, 1]
 
     def domain_by_uuid(self, uuid):
         return next((domain for domain in self.domains if domain.UUIDString() == uuid), None)
@@ -498,3 +510,120 @@ def test_a_delete_in_check_mode_reads_the_known_instances_without_writing(tmp_pa
     assert result['known_instances'][0]['vifs'] == [KNOWN_VIF] and result['host']['claimed'] == []
     with StateStore.open(str(tmp_path / 'state.db')) as store:
         assert store.get_claim(UUID_KNOWN) is None
+
+
+# ---------------------------------------------------------------- cold migration: the source and the destination
+
+def leaving(tmp_path, record=True, domain=True, directory=True, task_state=None, deleted=False):
+    if record:
+        with StateStore.open(str(tmp_path / 'state.db')) as store:
+            store.save_instance(UUID_A, {'name': 'web-1', 'vm_state': 'active', 'task_state': task_state,
+                                         'deleted': deleted})
+    if directory:
+        (tmp_path / 'instances' / UUID_A).mkdir(parents=True)
+        (tmp_path / 'instances' / UUID_A / 'disk').write_bytes(b'\0' * 4096)
+        (tmp_path / 'instances' / UUID_A / 'console.log').write_bytes(b'login: ')
+    return FakeConnection([FakeDomain('instance-00000001', UUID_A, running=False)] if domain else [])
+
+
+def test_the_source_of_a_migration_has_the_instance_and_says_what_travels(tmp_path):
+    connection = leaving(tmp_path)
+    result = driver(tmp_path, [spec()], connection=connection, action='migrate_source').run()
+    assert result['host']['transfer_bytes'] == {UUID_A: 4096 + 7}
+    assert 'new_instances' not in result['host']  # its resources are not read: the instance leaves
+
+
+@pytest.mark.parametrize('state, expected', [
+    (dict(record=False), 'uuid: this host has no record of it: it does not run here'),
+    (dict(deleted=True), 'uuid: this host has no record of it: it does not run here'),
+    (dict(task_state='rebuilding'), 'uuid: its task rebuilding did not finish here; finish it first'),
+    (dict(domain=False), 'uuid: libvirt has no domain of it here'),
+    (dict(directory=False), 'uuid: its directory %s does not exist'),
+])
+def test_the_source_refuses_an_instance_it_does_not_run(tmp_path, state, expected):
+    connection = leaving(tmp_path, **state)
+    found = refusals(driver(tmp_path, [spec()], connection=connection, action='migrate_source'))
+    assert found == ['web-1 (%s): %s' % (UUID_A, expected.replace('%s', str(tmp_path / 'instances' / UUID_A)))]
+
+
+def test_the_destination_takes_an_instance_it_can_run(tmp_path):
+    result = driver(tmp_path, [spec()], action='migrate_destination', transfer_bytes={UUID_A: 5 * 1024 * 1024}).run()
+    host = result['host']
+    assert host['new_instances'] == [UUID_A] and host['disk_needed_mb'] == 5 + 64
+    assert (host['vcpus'], host['vcpus_used'], host['vcpus_needed'], host['vcpus_limit']) == (2, 0, 1, 32)
+
+
+@pytest.mark.parametrize('change, expected', [
+    (dict(available_mb=100), 'host qemu:///system: flavor.memory_mb: the new instances need 192 MiB of memory'),
+    (dict(free_mb=60), 'host qemu:///system: instances_path: the new instances need 69 MiB'),
+    (dict(runner=FakeRunner(bridges=())), 'web-1 (%s): vifs[0].bridge: the Open vSwitch bridge br-int does not exist'
+     % UUID_A),
+    (dict(cpu_allocation_ratio=1.0), 'host qemu:///system: flavor.vcpus: the arriving instances need 1 vCPUs, 2 of '
+     'the 2 this host allows (2 CPUs x allocation ratio 1.0) are in use'),
+    (dict(image='/nonexistent/guest.qcow2'), 'web-1 (%s): image.source: /nonexistent/guest.qcow2 does not exist'
+     % UUID_A),
+])
+def test_a_destination_that_cannot_take_the_instance_is_refused(tmp_path, change, expected):
+    busy = FakeDomain('instance-00000009', UUID_B)
+    busy.vcpus = 2
+    image = change.pop('image', None)
+    found = refusals(driver(tmp_path, [spec(image_source=image)], connection=FakeConnection([busy]),
+                            action='migrate_destination', transfer_bytes={UUID_A: 5 * 1024 * 1024}, **change))
+    assert any(line.startswith(expected) for line in found), found
+
+
+def test_the_destination_must_not_have_the_instance_but_may_have_a_leftover_of_its_migration(tmp_path):
+    found = refusals(driver(tmp_path, [spec()], connection=FakeConnection([FakeDomain('instance-00000001', UUID_A)]),
+                            action='migrate_destination'))
+    assert found == ['web-1 (%s): to: libvirt here has a domain of it already (instance-00000001): it runs on this '
+                     'host' % UUID_A]
+    leaving(tmp_path, domain=False)
+    found = refusals(driver(tmp_path, [spec()], action='migrate_destination'))
+    assert found == ['web-1 (%s): to: this host has it already (vm_state active)' % UUID_A]
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        store.save_instance(UUID_A, {'task_state': 'migrating'})  # what a failed migration left here
+    result = driver(tmp_path, [spec()], action='migrate_destination').run()
+    assert result['host']['new_instances'] == [UUID_A]
+
+
+@pytest.mark.parametrize('params, expected', [
+    (dict(action='boot', transfer_bytes={UUID_A: 1}), 'transfer_bytes: is for action migrate_destination only'),
+    (dict(action='migrate_destination', transfer_bytes={'nope': 1}), 'transfer_bytes: '),
+    (dict(action='migrate_destination', transfer_bytes={UUID_A: -1}), 'transfer_bytes[%s]: ' % UUID_A),
+    (dict(action='migrate_destination', cpu_allocation_ratio=0.5), 'cpu_allocation_ratio: must be 1 to 1024'),
+])
+def test_the_migration_options_are_checked(tmp_path, params, expected):
+    with pytest.raises(KvmhostError) as caught:
+        driver(tmp_path, [spec()], **params).run()
+    assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_an_instance_migrated_away_is_no_refusal_on_its_source(tmp_path):
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        store.save_instance(UUID_A, {'name': 'web-1', 'vm_state': 'deleted', 'deleted': True, 'host': 'kvm2'})
+    result = driver(tmp_path, [spec()], action='migrate_source').run()
+    assert result['host']['departed'] == {UUID_A: 'kvm2'} and result['host']['transfer_bytes'] == {}
+
+
+@pytest.mark.parametrize('task_state, finished, message, running, arrived', [
+    (None, True, None, True, True),        # an earlier migration brought it here and it runs: the source lets go
+    (None, False, None, True, False),      # that migration did not finish
+    (None, True, 'failed', True, False),   # ... or ended with an error
+    (None, True, None, False, False),      # the domain does not run
+    ('migrating', True, None, True, False),
+])
+def test_an_instance_an_earlier_migration_brought_here_is_found(tmp_path, task_state, finished, message, running,
+                                                                 arrived):
+    with StateStore.open(str(tmp_path / 'state.db')) as store:
+        store.save_instance(UUID_A, {'name': 'web-1', 'vm_state': 'active', 'task_state': task_state})
+        store.save_action(UUID_A, 'req-boot', action='create', start_time='2026-12-01T10:00:00.000000Z',
+                          finish_time='2026-12-01T10:01:00.000000Z')
+        store.save_action(UUID_A, 'req-move', action='migrate', start_time='2026-12-02T10:00:00.000000Z',
+                          finish_time='2026-12-02T10:05:00.000000Z' if finished else None, message=message)
+    connection = FakeConnection([FakeDomain('instance-00000001', UUID_A, running=running)])
+    run = driver(tmp_path, [spec()], connection=connection, action='migrate_destination')
+    if arrived:
+        assert run.run()['host']['arrived'] == [UUID_A]
+    else:
+        assert refusals(run) == ['web-1 (%s): to: libvirt here has a domain of it already (instance-00000001): it '
+                                 'runs on this host' % UUID_A]
