@@ -212,22 +212,32 @@ def failed_uuids(registered_results):
 UNFINISHED_REBUILD = ('rebuilding', 'rebuild_block_device_mapping', 'rebuild_spawning')
 
 
-def boot_plan(specs, records):
+def boot_plan(specs, records, host=None):
     """Which instances a boot boots afresh and which it only converges, and which it refuses.
 
     ``records`` are instance_info's instances (every record with its live state). An instance that is
-    active, has no task and runs is converged (nothing is recorded); one whose rebuild did not finish
-    is refused (rebuild.yml finishes or rolls it back).
+    active, has no task and runs is converged (nothing is recorded); one whose rebuild or migration did not
+    finish is refused (rebuild.yml or migrate.yml finishes or rolls it back), and so is one that was migrated
+    from this host (``host``, the inventory name) to another: its spec belongs to the other host now.
     """
     known = dict((str(record['uuid']).lower(), record) for record in records or [])
     plan = {'specs': [], 'fresh': [], 'refused': []}
     for spec in specs or []:
         uuid = str(spec['uuid']).lower()
         record = known.get(uuid)
+        label = '%s (%s)' % (spec.get('name', ''), uuid)
         if record is not None and not record.get('deleted') and record.get('task_state') in UNFINISHED_REBUILD:
-            plan['refused'].append('%s (%s): its rebuild did not finish (task_state %s); run playbooks/rebuild.yml '
-                                   'for it, which finishes or rolls it back' % (spec.get('name', ''), uuid,
-                                                                                record['task_state']))
+            plan['refused'].append('%s: its rebuild did not finish (task_state %s); run playbooks/rebuild.yml '
+                                   'for it, which finishes or rolls it back' % (label, record['task_state']))
+            continue
+        if record is not None and not record.get('deleted') and record.get('task_state') == 'migrating':
+            plan['refused'].append('%s: its migration did not finish (task_state migrating); run playbooks/migrate.yml '
+                                   'for it again, which finishes it or starts it here again' % label)
+            continue
+        if (record is not None and record.get('deleted') and host is not None
+                and record.get('host') not in (None, '', host)):
+            plan['refused'].append('%s: it was migrated from this host to %s; its spec belongs in the '
+                                   "kvmhost_instances of %s now" % (label, record['host'], record['host']))
             continue
         plan['specs'].append(spec)
         live = (record or {}).get('live') or {}
@@ -242,10 +252,302 @@ def live_uuids(records):
     return [str(record['uuid']).lower() for record in records or [] if not record.get('deleted')]
 
 
+# ---------------------------------------------------------------- cold migration (the instance_migrate role)
+
+_UUID_CHARS = set('0123456789abcdef-')
+
+
+def _specs_of(hostvars, host):
+    specs = (hostvars[host] or {}).get('kvmhost_instances') or []
+    if not isinstance(specs, list):
+        raise AnsibleFilterError('kvmhost_instances of %s must be a list of instance specs' % host)
+    return specs
+
+
+def migration_plan(migrations, hostvars, hosts, me, variable='kvmhost_migrations'):
+    """What this host (``me``) sends and receives in a cold migration of ``migrations`` ([{uuid, to}]).
+
+    The source of each instance is the one host of the play other than ``to`` whose kvmhost_instances has its
+    spec; the destination gets that spec. Fails naming the entry on what a careless inventory or -e may hold:
+    an entry that is not {uuid, to}, a UUID twice, a destination that is not a host of the play, an instance
+    no other host (or more than one) has a spec of. Returns ``outgoing`` and ``incoming`` (the specs),
+    ``destinations`` and ``sources`` ({uuid: host}) and ``hosts`` (every host a migration involves).
+    """
+    if migrations is None:
+        migrations = []
+    if not isinstance(migrations, list):
+        raise AnsibleFilterError('%s must be a list of {uuid, to}, got %r' % (variable, migrations))
+    hosts = list(hosts or [])
+    plan = {'outgoing': [], 'incoming': [], 'destinations': {}, 'sources': {}, 'hosts': []}
+    seen = set()
+    for index, entry in enumerate(migrations):
+        where = '%s[%d]' % (variable, index)
+        if not isinstance(entry, dict) or set(entry) != {'uuid', 'to'}:
+            raise AnsibleFilterError('%s must be a dict of uuid and to (the destination host), got %r' % (where, entry))
+        uuid, to = str(entry['uuid']).lower(), entry['to']
+        if len(uuid) != 36 or not set(uuid) <= _UUID_CHARS:
+            raise AnsibleFilterError('%s.uuid: %r is not a UUID' % (where, entry['uuid']))
+        if uuid in seen:
+            raise AnsibleFilterError('%s.uuid: %s is migrated twice' % (where, uuid))
+        seen.add(uuid)
+        if not isinstance(to, str) or to not in hosts:
+            raise AnsibleFilterError('%s.to: %r is not a KVM host of this play (%s)' % (where, to, ', '.join(hosts)))
+        holders = [(host, spec) for host in hosts if host != to for spec in _specs_of(hostvars, host)
+                   if isinstance(spec, dict) and str(spec.get('uuid', '')).lower() == uuid]
+        if not holders:
+            raise AnsibleFilterError('%s.uuid: no KVM host of this play but %s has a spec of %s in kvmhost_instances'
+                                     % (where, to, uuid))
+        if len(holders) > 1:
+            raise AnsibleFilterError('%s.uuid: %s all have a spec of %s; one host runs an instance'
+                                     % (where, ', '.join(host for host, _spec in holders), uuid))
+        source, spec = holders[0]
+        plan['destinations'][uuid], plan['sources'][uuid] = to, source
+        for host in (source, to):
+            if host not in plan['hosts']:
+                plan['hosts'].append(host)
+        if source == me:
+            plan['outgoing'].append(spec)
+        if to == me:
+            plan['incoming'].append(spec)
+    return plan
+
+
+def _host_result(hostvars, host, name):
+    try:
+        return (hostvars[host] or {}).get(name)
+    except KeyError:
+        return None
+
+
+def peer_results(plan, hostvars, name, peers='destinations'):
+    """{uuid: outcome} of the step result ``name`` that each instance's peer (its destination, or with ``peers``
+    ``sources`` its source) registered; an instance whose peer has no such result is not in it."""
+    outcomes = {}
+    for uuid, host in (plan.get(peers) or {}).items():
+        outcome = _results_by_uuid(_host_result(hostvars, host, name)).get(uuid)
+        if outcome is not None:
+            outcomes[uuid] = outcome
+    return outcomes
+
+
+def _check_host(hostvars, host, name):
+    """The ``host`` part of an instance_check result another host registered ({} when it has none)."""
+    registered = _host_result(hostvars, host, name)
+    return (registered or {}).get('host') or {} if isinstance(registered, dict) else {}
+
+
+def migration_progress(plan, hostvars, me):
+    """Where this host (``me``) stands in the migrations of ``plan``, from what every host has registered so far.
+
+    ``departed``: its outgoing instances its own record says an earlier run migrated away (to their
+    destination); ``arrived``: those their destination runs already (an earlier run was killed before the
+    source let them go); ``sending``: the outgoing instances this run moves; ``checking``: the incoming ones
+    the destination checks (not departed from their source); ``receiving``: those it receives (not arrived);
+    ``transfer_bytes``: what each incoming one brings; ``exports``: their sources' manifests by UUID;
+    ``moved``: the outgoing instances that run on their destination now (arrived before, or started there in
+    this run).
+    """
+    departed = _check_host(hostvars, me, 'instance_migrate_check_out').get('departed') or {}
+    destinations, sources = plan.get('destinations') or {}, plan.get('sources') or {}
+    arrived = set()
+    for uuid, host in destinations.items():
+        if uuid in (_check_host(hostvars, host, 'instance_migrate_check_in').get('arrived') or []):
+            arrived.add(uuid)
+    outgoing = [spec for spec in plan.get('outgoing') or [] if str(spec['uuid']).lower() not in departed]
+    sending = [spec for spec in outgoing if str(spec['uuid']).lower() not in arrived]
+    checking, transfer_bytes = [], {}
+    for spec in plan.get('incoming') or []:
+        uuid = str(spec['uuid']).lower()
+        source = _check_host(hostvars, sources[uuid], 'instance_migrate_check_out')
+        if uuid in (source.get('departed') or {}):
+            continue
+        checking.append(spec)
+        if uuid in (source.get('transfer_bytes') or {}):
+            transfer_bytes[uuid] = source['transfer_bytes'][uuid]
+    mine = set(_check_host(hostvars, me, 'instance_migrate_check_in').get('arrived') or [])
+    receiving = [spec for spec in checking if str(spec['uuid']).lower() not in mine]
+    started = peer_results(plan, hostvars, 'instance_migrate_start')
+    moved = [spec for spec in outgoing if str(spec['uuid']).lower() in arrived
+             or _ok(started.get(str(spec['uuid']).lower()))]
+    return {'departed': departed, 'arrived': sorted(arrived), 'sending': sending, 'checking': checking,
+            'receiving': receiving, 'transfer_bytes': transfer_bytes,
+            'exports': peer_results(plan, hostvars, 'instance_migrate_exported', 'sources'),
+            'received': peer_results(plan, hostvars, 'instance_migrate_receiving'), 'moved': moved,
+            'failed': [spec for spec in sending if spec not in moved]}
+
+
+def migration_refusals(plan, hostvars, names):
+    """Every refusal of the migrations' checks on every host they involve (the checks named ``names``), and the
+    instances an earlier run migrated elsewhere; empty when all may go on. Every host computes the same list."""
+    refusals = []
+    for host in plan.get('hosts') or []:
+        for name in names:
+            registered = _host_result(hostvars, host, name)
+            if registered is None:
+                refusals.append('%s did not run %s (it failed or went away before)' % (host, name))
+            elif registered.get('failed'):
+                found = registered.get('refusals') or [registered.get('msg') or 'failed']
+                refusals.extend('%s: %s' % (host, line) for line in found)
+    for uuid, to in sorted((plan.get('destinations') or {}).items()):
+        source = plan['sources'][uuid]
+        departed = (_check_host(hostvars, source, 'instance_migrate_check_out').get('departed') or {}).get(uuid)
+        if departed not in (None, to):
+            refusals.append('%s: %s was migrated from it to %s already, not to %s; its spec belongs in the '
+                            'kvmhost_instances of %s' % (source, uuid, departed, to, departed))
+    return refusals
+
+
+def _first_failure(steps, outcome_of):
+    for step, name in steps:
+        outcome = outcome_of(name)
+        if isinstance(outcome, dict) and outcome.get('failed'):
+            return step, ' '.join(str(outcome.get('msg') or 'failed').split())
+    return None
+
+
+def _loop_failure(registered, uuid):
+    for result in (registered or {}).get('results') or [] if isinstance(registered, dict) else []:
+        if isinstance(result, dict) and result.get('failed') and (result.get('item') or {}).get('uuid') == uuid:
+            return ' '.join(str(result.get('msg') or 'failed').split())
+    return None
+
+
+def migration_failures(plan, hostvars, me, own_steps, peer_steps, confirm_steps, rollback=None):
+    """One line per instance this host (the source) did not migrate, or migrated but did not let go: its name,
+    UUID, the step (on which host) and the cause, and whether it runs here again (``rollback``, the rollback's
+    registered result). ``own_steps``, ``peer_steps`` and ``confirm_steps`` are [step, registered name] pairs of
+    the source's steps, the destination's, and the source's after the move."""
+    progress = migration_progress(plan, hostvars, me)
+    rolled = _results_by_uuid(rollback)
+    lines = []
+    for spec in progress['sending'] + [spec for spec in progress['moved'] if spec not in progress['sending']]:
+        uuid = str(spec['uuid']).lower()
+        to = plan['destinations'][uuid]
+        label = '%s (%s)' % (spec.get('name', ''), uuid)
+        if spec in progress['moved']:
+            failure = _first_failure(confirm_steps, lambda name: _results_by_uuid(_host_result(hostvars, me, name))
+                                     .get(uuid))
+            if failure:
+                lines.append('%s: migrated to %s, which runs it, but removing it from %s failed at %s: %s; run '
+                             'migrate.yml again to finish' % (label, to, me, failure[0], failure[1]))
+            continue
+        failure = _first_failure(own_steps, lambda name: _results_by_uuid(_host_result(hostvars, me, name)).get(uuid))
+        where = me
+        if failure is None:
+            cause = _loop_failure(_host_result(hostvars, me, 'instance_migrate_fetch'), uuid)
+            failure = ('sending its files', cause) if cause else None
+        if failure is None:
+            cause = _loop_failure(_host_result(hostvars, to, 'instance_migrate_copy'), uuid)
+            failure, where = (('receiving its files', cause), to) if cause else (None, to)
+        if failure is None:
+            failure = _first_failure(peer_steps, lambda name: _results_by_uuid(_host_result(hostvars, to, name))
+                                     .get(uuid))
+        if failure is None:
+            failure = ('finish_migration', '%s did not report the instance running (it failed or went away)' % to)
+        line = '%s: migration to %s failed at %s on %s: %s' % (label, to, failure[0], where, failure[1])
+        outcome = rolled.get(uuid)
+        if outcome is None:
+            line += '; it was not started on %s again: run migrate.yml or boot.yml for it' % me
+        elif _ok(outcome):
+            line += '; rolled back, it runs on %s again' % me
+        else:
+            line += '; starting it on %s again failed too (%s): run migrate.yml again' % (me, outcome.get('msg'))
+        lines.append(line)
+    return lines
+
+
+def rollback_records(specs, started, destinations, request_id):
+    """instance_record items that end a source's failed migration: active and running again where the instance
+    started (``started``, the registered start), error where it did not; the migrate action finished."""
+    outcomes = _results_by_uuid(started)
+    items = []
+    for spec in specs or []:
+        uuid = str(spec['uuid']).lower()
+        outcome = outcomes.get(uuid)
+        ok = _ok(outcome)
+        note = ('migration to %s failed; it runs here again' % destinations[uuid] if ok else
+                'migration to %s failed, and starting it here again failed: %s'
+                % (destinations[uuid], ' '.join(str((outcome or {}).get('msg') or 'not started').split())))
+        items.append({'uuid': uuid, 'vm_state': 'active' if ok else 'error', 'task_state': 'none',
+                      'power_state': 1 if ok else 4,
+                      'action': {'name': 'migrate', 'request_id': request_id, 'finished': True, 'note': note},
+                      'event': {'name': 'rollback', 'phase': 'finish', 'result': 'success' if ok else 'error',
+                                'note': note}})
+    return items
+
+
+def transfer_items(specs, exported, received, destinations, staging):
+    """The files a source sends, as fetch items: each file of each exported instance whose destination is ready
+    (``received``: the destinations' receiving outcomes by UUID), and the bases the destination asked for.
+
+    Each item is {uuid, to, src (on the source), stage (on the controller), dest (on the destination)}.
+    """
+    done = _results_by_uuid(exported)
+    items = []
+    for spec in specs or []:
+        uuid = str(spec['uuid']).lower()
+        outcome, ready = done.get(uuid), (received or {}).get(uuid)
+        if not _ok(outcome) or not _ok(ready):
+            continue
+        manifest = outcome['manifest']
+        parts = [('%s/%s' % (uuid, entry['name']), entry['name']) for entry in manifest['files']]
+        parts += [('_base/%s' % name, '_base/%s' % name) for name in ready.get('needed_bases') or []]
+        for source_part, incoming_part in parts:
+            items.append({'uuid': uuid, 'to': destinations[uuid],
+                          'src': '%s/%s' % (manifest['instances_path'].rstrip('/'), source_part),
+                          'stage': '%s/%s/%s' % (staging.rstrip('/'), uuid, incoming_part),
+                          'dest': '%s/%s' % (ready['incoming'].rstrip('/'), incoming_part)})
+    return items
+
+
+def arrival_items(hostvars, sources, me, name):
+    """The files fetched for this host (``me``) by its sources' fetch loop ``name``: copy items {uuid, src, dest}."""
+    items = []
+    for host in sorted(set((sources or {}).values())):
+        for result in (_host_result(hostvars, host, name) or {}).get('results') or []:
+            item = result.get('item') if isinstance(result, dict) else None
+            if isinstance(item, dict) and item.get('to') == me and not result.get('failed') and not result.get('skipped'):
+                items.append({'uuid': item['uuid'], 'src': item['stage'], 'dest': item['dest']})
+    return items
+
+
+def transfer_step_items(specs, outcomes, state, **options):
+    """instance_transfer items of the instances whose ``outcomes`` ({uuid: outcome}, for example the sources'
+    exports as peer_results gives them) succeeded: {uuid, state, manifest} and ``options``."""
+    items = []
+    for spec in specs or []:
+        uuid = str(spec['uuid']).lower()
+        outcome = (outcomes or {}).get(uuid)
+        if _ok(outcome):
+            items.append(dict(options, uuid=uuid, state=state, manifest=outcome.get('manifest')))
+    return items
+
+
+def migrated_records(specs, destinations, request_id, event='confirm_migration'):
+    """instance_record items that end a source's part of a migration: the record marked deleted, its host the
+    destination, the event finished and the migrate action finished with a note naming the destination."""
+    return [{'uuid': str(spec['uuid']).lower(), 'state': 'deleted', 'power_state': 0,
+             'host': destinations[str(spec['uuid']).lower()],
+             'action': {'name': 'migrate', 'request_id': request_id, 'finished': True,
+                        'note': 'migrated to %s' % destinations[str(spec['uuid']).lower()]},
+             'event': {'name': event, 'phase': 'finish', 'result': 'success'}} for spec in specs or []]
+
+
+def select_uuids(specs, uuids, keep=True):
+    """The specs whose UUID is in ``uuids`` (or, with ``keep`` false, is not)."""
+    wanted = set(str(uuid).lower() for uuid in uuids or [])
+    return [spec for spec in specs or [] if (str(spec['uuid']).lower() in wanted) == bool(keep)]
+
+
 class FilterModule(object):
     def filters(self):
         return {'network_info': network_info, 'outcomes_by_uuid': outcomes_by_uuid,
                 'select_instances': select_instances, 'failure_cause': failure_cause,
                 'instance_ref': instance_ref, 'volume_secret_placeholders': volume_secret_placeholders,
                 'step_items': step_items, 'run_failures': run_failures, 'failed_uuids': failed_uuids,
-                'boot_plan': boot_plan, 'live_uuids': live_uuids}
+                'boot_plan': boot_plan, 'live_uuids': live_uuids, 'migration_plan': migration_plan,
+                'peer_results': peer_results, 'transfer_items': transfer_items, 'arrival_items': arrival_items,
+                'transfer_step_items': transfer_step_items, 'migrated_records': migrated_records,
+                'select_uuids': select_uuids, 'migration_progress': migration_progress,
+                'migration_refusals': migration_refusals, 'migration_failures': migration_failures,
+                'rollback_records': rollback_records}

@@ -163,3 +163,195 @@ def test_boot_plan_boots_afresh_converges_and_refuses():
     assert 'rebuild did not finish' in plan['refused'][0]
     assert lifecycle.boot_plan(BATCH_SPECS, [])['fresh'] == [UA, UB]
     assert lifecycle.live_uuids(records + [{'uuid': 'X', 'deleted': True}]) == [UA, UB]
+
+
+def test_boot_plan_refuses_an_unfinished_migration_and_an_instance_migrated_away():
+    records = [{'uuid': UA, 'vm_state': 'active', 'task_state': 'migrating', 'deleted': False, 'live': {}},
+               {'uuid': UB, 'vm_state': 'deleted', 'task_state': None, 'deleted': True, 'host': 'kvm2', 'live': {}}]
+    plan = lifecycle.boot_plan(BATCH_SPECS, records, 'kvm1')
+    assert plan['specs'] == [] and plan['fresh'] == []
+    assert 'its migration did not finish (task_state migrating); run playbooks/migrate.yml' in plan['refused'][0]
+    assert plan['refused'][1] == ('b (%s): it was migrated from this host to kvm2; its spec belongs in the '
+                                  'kvmhost_instances of kvm2 now' % UB)
+    # deleted here by delete.yml (its host is this one): booted again
+    records[1]['host'] = 'kvm1'
+    assert lifecycle.boot_plan(BATCH_SPECS, records, 'kvm1')['fresh'] == [UB]
+
+
+# ---------------------------------------------------------------- cold migration
+
+KVM = ['kvm1', 'kvm2', 'kvm3']
+
+
+def fleet(**registered):
+    """hostvars of three hosts: kvm1 has BATCH_SPECS[0], kvm2 has BATCH_SPECS[1]; ``registered`` is
+    {host: {variable: value}}."""
+    hostvars = {'kvm1': {'kvmhost_instances': [BATCH_SPECS[0]]}, 'kvm2': {'kvmhost_instances': [BATCH_SPECS[1]]},
+                'kvm3': {}}
+    for host, values in registered.items():
+        hostvars[host].update(values)
+    return hostvars
+
+
+def test_migration_plan_finds_each_source_and_gives_the_destination_the_spec():
+    migrations = [{'uuid': UA.upper(), 'to': 'kvm2'}, {'uuid': UB, 'to': 'kvm1'}]
+    plan = lifecycle.migration_plan(migrations, fleet(), KVM, 'kvm1')
+    assert plan['outgoing'] == [BATCH_SPECS[0]] and plan['incoming'] == [BATCH_SPECS[1]]
+    assert plan['destinations'] == {UA: 'kvm2', UB: 'kvm1'} and plan['sources'] == {UA: 'kvm1', UB: 'kvm2'}
+    assert plan['hosts'] == ['kvm1', 'kvm2']
+    third = lifecycle.migration_plan(migrations, fleet(), KVM, 'kvm3')
+    assert third['outgoing'] == [] and third['incoming'] == []
+    assert lifecycle.migration_plan(None, fleet(), KVM, 'kvm1')['hosts'] == []
+
+
+@pytest.mark.parametrize('migrations, message', [
+    ({'uuid': UA, 'to': 'kvm2'}, 'kvmhost_migrations must be a list'),
+    ([{'uuid': UA}], r'kvmhost_migrations\[0\] must be a dict of uuid and to'),
+    ([{'uuid': UA, 'to': 'kvm2', 'from': 'kvm1'}], r'kvmhost_migrations\[0\] must be a dict of uuid and to'),
+    ([{'uuid': '../../etc/passwd-xxxxxxxxxxxxxxxxxxxx', 'to': 'kvm2'}], r'\[0\].uuid: .* is not a UUID'),
+    ([{'uuid': UA, 'to': 'kvm9'}], r"\[0\].to: 'kvm9' is not a KVM host of this play \(kvm1, kvm2, kvm3\)"),
+    ([{'uuid': UA, 'to': 'kvm1'}], r'\[0\].uuid: no KVM host of this play but kvm1 has a spec of'),
+    ([{'uuid': UA, 'to': 'kvm2'}, {'uuid': UA, 'to': 'kvm3'}], r'\[1\].uuid: .* is migrated twice'),
+])
+def test_migration_plan_refuses_what_a_careless_inventory_holds(migrations, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        lifecycle.migration_plan(migrations, fleet(), KVM, 'kvm1')
+
+
+def test_migration_plan_refuses_two_hosts_with_one_instance():
+    hostvars = fleet()
+    hostvars['kvm3']['kvmhost_instances'] = [BATCH_SPECS[0]]
+    with pytest.raises(AnsibleFilterError, match=r'\[0\].uuid: kvm1, kvm3 all have a spec of'):
+        lifecycle.migration_plan([{'uuid': UA, 'to': 'kvm2'}], hostvars, KVM, 'kvm2')
+
+
+MANIFEST = {'instances_path': '/srv/instances', 'files': [{'name': 'disk'}, {'name': 'console.log'}]}
+
+
+def test_the_files_travel_from_the_source_through_the_controller_to_the_destination():
+    plan = lifecycle.migration_plan([{'uuid': UA, 'to': 'kvm2'}], fleet(), KVM, 'kvm1')
+    exported = _batch({'uuid': UA, 'manifest': MANIFEST})
+    received = {UA: {'uuid': UA, 'failed': False, 'incoming': '/var/lib/kvmhost/instances/%s_incoming' % UA,
+                     'needed_bases': ['b' * 40]}}
+    items = lifecycle.transfer_items(plan['outgoing'], exported, received, plan['destinations'], '/tmp/stage/')
+    incoming = received[UA]['incoming']
+    assert items == [
+        {'uuid': UA, 'to': 'kvm2', 'src': '/srv/instances/%s/disk' % UA, 'stage': '/tmp/stage/%s/disk' % UA,
+         'dest': incoming + '/disk'},
+        {'uuid': UA, 'to': 'kvm2', 'src': '/srv/instances/%s/console.log' % UA,
+         'stage': '/tmp/stage/%s/console.log' % UA, 'dest': incoming + '/console.log'},
+        {'uuid': UA, 'to': 'kvm2', 'src': '/srv/instances/_base/' + 'b' * 40,
+         'stage': '/tmp/stage/%s/_base/%s' % (UA, 'b' * 40), 'dest': incoming + '/_base/' + 'b' * 40}]
+    # a destination that is not ready, or a failed export: nothing travels
+    assert lifecycle.transfer_items(plan['outgoing'], exported, {UA: dict(received[UA], failed=True)},
+                                    plan['destinations'], '/tmp/stage') == []
+    fetched = {'results': [{'item': item, 'failed': index == 1} for index, item in enumerate(items)]}
+    arrivals = lifecycle.arrival_items(fleet(kvm1={'instance_migrate_fetch': fetched}), plan['sources'], 'kvm2',
+                                       'instance_migrate_fetch')
+    assert arrivals == [{'uuid': UA, 'src': items[0]['stage'], 'dest': items[0]['dest']},
+                        {'uuid': UA, 'src': items[2]['stage'], 'dest': items[2]['dest']}]
+    assert lifecycle.arrival_items(fleet(kvm1={'instance_migrate_fetch': fetched}), plan['sources'], 'kvm3',
+                                   'instance_migrate_fetch') == []
+
+
+def _check(**host):
+    return {'failed': False, 'host': host}
+
+
+def test_migration_progress_follows_what_every_host_registered():
+    migrations = [{'uuid': UA, 'to': 'kvm2'}, {'uuid': UB, 'to': 'kvm3'}]
+    hostvars = fleet(kvm1={'instance_migrate_check_out': _check(departed={}, transfer_bytes={UA: 100})},
+                     kvm2={'instance_migrate_check_out': _check(departed={UB: 'kvm3'}, transfer_bytes={})})
+    plan = lifecycle.migration_plan(migrations, hostvars, KVM, 'kvm1')
+    progress = lifecycle.migration_progress(plan, hostvars, 'kvm1')
+    assert progress['sending'] == [BATCH_SPECS[0]] and progress['moved'] == [] and progress['failed'] == [BATCH_SPECS[0]]
+    on_kvm2 = lifecycle.migration_progress(lifecycle.migration_plan(migrations, hostvars, KVM, 'kvm2'), hostvars, 'kvm2')
+    assert on_kvm2['checking'] == [BATCH_SPECS[0]] and on_kvm2['transfer_bytes'] == {UA: 100}
+    assert on_kvm2['sending'] == []  # b left kvm2 for kvm3 in an earlier run
+    on_kvm3 = lifecycle.migration_progress(lifecycle.migration_plan(migrations, hostvars, KVM, 'kvm3'), hostvars, 'kvm3')
+    assert on_kvm3['checking'] == []  # ... so kvm3 does not receive it again
+    # kvm2 ran a and started it: kvm1 lets it go
+    hostvars['kvm2']['instance_migrate_check_in'] = _check(arrived=[])
+    hostvars['kvm2']['instance_migrate_start'] = _batch({'uuid': UA})
+    progress = lifecycle.migration_progress(plan, hostvars, 'kvm1')
+    assert progress['moved'] == [BATCH_SPECS[0]] and progress['failed'] == []
+    # an earlier, killed run left a running on kvm2: kvm1 sends nothing and lets it go
+    hostvars['kvm2']['instance_migrate_check_in'] = _check(arrived=[UA])
+    del hostvars['kvm2']['instance_migrate_start']
+    progress = lifecycle.migration_progress(plan, hostvars, 'kvm1')
+    assert progress['sending'] == [] and progress['moved'] == [BATCH_SPECS[0]]
+
+
+def test_migration_refusals_gather_every_hosts_and_stop_all():
+    migrations = [{'uuid': UA, 'to': 'kvm2'}]
+    hostvars = fleet(kvm1={'instance_migrate_check_out': _check(departed={})},
+                     kvm2={'instance_migrate_check_in': {'failed': True, 'refusals': ['a (x): to: too little memory']}})
+    plan = lifecycle.migration_plan(migrations, hostvars, KVM, 'kvm3')
+    names = ['instance_migrate_check_out', 'instance_migrate_check_in']
+    hostvars['kvm2']['instance_migrate_check_out'] = {'skipped': True}
+    hostvars['kvm1']['instance_migrate_check_in'] = {'skipped': True}
+    assert lifecycle.migration_refusals(plan, hostvars, names) == ['kvm2: a (x): to: too little memory']
+    hostvars['kvm2']['instance_migrate_check_in'] = _check()
+    assert lifecycle.migration_refusals(plan, hostvars, names) == []
+    del hostvars['kvm1']['instance_migrate_check_out']  # kvm1 went away before its check
+    assert lifecycle.migration_refusals(plan, hostvars, names) == [
+        'kvm1 did not run instance_migrate_check_out (it failed or went away before)']
+    hostvars['kvm1']['instance_migrate_check_out'] = _check(departed={UA: 'kvm3'})
+    assert lifecycle.migration_refusals(plan, hostvars, names) == [
+        'kvm1: %s was migrated from it to kvm3 already, not to kvm2; its spec belongs in the kvmhost_instances of '
+        'kvm3' % UA]
+
+
+def test_migration_failures_name_the_step_the_host_and_the_rollback():
+    migrations = [{'uuid': UA, 'to': 'kvm2'}]
+    hostvars = fleet(kvm1={'instance_migrate_check_out': _check(departed={})},
+                     kvm2={'instance_migrate_check_in': _check(arrived=[]),
+                           'instance_migrate_imported': _batch({'uuid': UA, 'failed': True,
+                                                                'msg': 'disk has sha256 x, the source had y'})})
+    plan = lifecycle.migration_plan(migrations, hostvars, KVM, 'kvm1')
+    own = [['shutdown_instance', 'instance_migrate_shutdown']]
+    peer = [['receive_instance', 'instance_migrate_imported'], ['finish_migration', 'instance_migrate_start']]
+    confirm = [['confirm_migration', 'instance_migrate_confirmed']]
+    rolled = _batch({'uuid': UA})
+    assert lifecycle.migration_failures(plan, hostvars, 'kvm1', own, peer, confirm, rolled) == [
+        'a (%s): migration to kvm2 failed at receive_instance on kvm2: disk has sha256 x, the source had y; rolled '
+        'back, it runs on kvm1 again' % UA]
+    hostvars['kvm1']['instance_migrate_shutdown'] = _batch({'uuid': UA, 'failed': True, 'msg': 'no ACPI'})
+    assert lifecycle.migration_failures(plan, hostvars, 'kvm1', own, peer, confirm, None) == [
+        'a (%s): migration to kvm2 failed at shutdown_instance on kvm1: no ACPI; it was not started on kvm1 again: '
+        'run migrate.yml or boot.yml for it' % UA]
+    del hostvars['kvm1']['instance_migrate_shutdown'], hostvars['kvm2']['instance_migrate_imported']
+    hostvars['kvm1']['instance_migrate_fetch'] = {'results': [{'item': {'uuid': UA}, 'failed': True, 'msg': 'EIO'}]}
+    failed_rollback = _batch({'uuid': UA, 'failed': True, 'msg': 'no start'})
+    assert lifecycle.migration_failures(plan, hostvars, 'kvm1', own, peer, confirm, failed_rollback) == [
+        'a (%s): migration to kvm2 failed at sending its files on kvm1: EIO; starting it on kvm1 again failed too '
+        '(no start): run migrate.yml again' % UA]
+    del hostvars['kvm1']['instance_migrate_fetch']
+    assert 'kvm2 did not report the instance running' in lifecycle.migration_failures(
+        plan, hostvars, 'kvm1', own, peer, confirm, rolled)[0]
+    # moved, but not let go here
+    hostvars['kvm2']['instance_migrate_start'] = _batch({'uuid': UA})
+    hostvars['kvm1']['instance_migrate_confirmed'] = _batch({'uuid': UA, 'failed': True, 'msg': 'locked'})
+    assert lifecycle.migration_failures(plan, hostvars, 'kvm1', own, peer, confirm, None) == [
+        'a (%s): migrated to kvm2, which runs it, but removing it from kvm1 failed at confirm_migration: locked; '
+        'run migrate.yml again to finish' % UA]
+    del hostvars['kvm1']['instance_migrate_confirmed']
+    assert lifecycle.migration_failures(plan, hostvars, 'kvm1', own, peer, confirm, None) == []
+
+
+def test_the_records_that_end_a_migration_on_the_source():
+    destinations = {UA: 'kvm2', UB: 'kvm3'}
+    assert lifecycle.migrated_records(BATCH_SPECS[:1], destinations, 'req-1') == [
+        {'uuid': UA, 'state': 'deleted', 'power_state': 0, 'host': 'kvm2',
+         'action': {'name': 'migrate', 'request_id': 'req-1', 'finished': True, 'note': 'migrated to kvm2'},
+         'event': {'name': 'confirm_migration', 'phase': 'finish', 'result': 'success'}}]
+    items = lifecycle.rollback_records(BATCH_SPECS, _batch({'uuid': UA}, {'uuid': UB, 'failed': True, 'msg': 'x'}),
+                                       destinations, 'req-1')
+    assert [(item['vm_state'], item['power_state'], item['event']['result']) for item in items] == [
+        ('active', 1, 'success'), ('error', 4, 'error')]
+    assert items[1]['action']['note'] == 'migration to kvm3 failed, and starting it here again failed: x'
+    assert lifecycle.select_uuids(BATCH_SPECS, [UB.upper()]) == [BATCH_SPECS[1]]
+    assert lifecycle.select_uuids(BATCH_SPECS, [UB], False) == [BATCH_SPECS[0]]
+    assert lifecycle.transfer_step_items(BATCH_SPECS, {UA: {'failed': False, 'manifest': MANIFEST}}, 'imported',
+                                         host='kvm2') == [{'uuid': UA, 'state': 'imported', 'manifest': MANIFEST,
+                                                           'host': 'kvm2'}]
