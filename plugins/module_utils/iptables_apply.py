@@ -61,8 +61,10 @@ class IptablesRunner(object):
 def file_lock(path):
     """An exclusive flock so two applies on one host never interleave read and restore."""
     directory = os.path.dirname(path)
-    if directory and not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
+    if directory:
+        # exist_ok: the instances of a batch apply concurrently, and on a fresh host (an empty /run) two of them
+        # may both find the directory missing
+        os.makedirs(directory, 0o755, exist_ok=True)
     handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)

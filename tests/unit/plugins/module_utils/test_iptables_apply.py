@@ -18,6 +18,7 @@ import pytest
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.firewall_rules import (
     build_instance_rules, check_firewall_spec)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils import iptables_apply
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iptables_apply import (
     InstanceFirewallDriver, added_removed, normalize, parse_save, plan_family)
 
@@ -229,3 +230,18 @@ def test_driver_rejects_bad_input_before_reading_anything():
     bad = dict(RECORDED, security_groups=[dict(rules=[dict(protocol='tcp', port_range_min=70000)])])
     with pytest.raises(KvmhostError, match=r'security_groups\[0\]\.rules\[0\]\.port_range_min: must be 1\.\.65535'):
         drive(bad, saves={})
+
+
+def test_the_lock_directory_made_by_another_apply_meanwhile_is_no_error(tmp_path, monkeypatch):
+    """The instances of a batch apply concurrently: on a fresh host two may both find the lock's directory missing
+    and create it; the one that comes second must go on."""
+    directory = tmp_path / 'run' / 'kvmhost'
+    real_makedirs = iptables_apply.os.makedirs
+
+    def raced(path, mode=0o777, exist_ok=False):
+        real_makedirs(path, mode)  # the other apply was first
+        real_makedirs(path, mode, exist_ok=exist_ok)
+
+    monkeypatch.setattr(iptables_apply.os, 'makedirs', raced)
+    with iptables_apply.file_lock(str(directory / 'iptables.lock')):
+        assert (directory / 'iptables.lock').exists()
