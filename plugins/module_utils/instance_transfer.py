@@ -322,8 +322,9 @@ class InstanceTransferDriver(LibvirtDriver):
             plan.add('remove %s, left by an unfinished migration' % directory, lambda: self._remove_leftover(
                 directory, moved))
         plan.add('move %s to %s' % (incoming, directory), lambda: os.rename(incoming, directory))
+        history = [action for action in manifest['actions'] if action['request_id'] != params['request_id']]
         plan.add('record the instance, its network info and its %d earlier actions in the state store'
-                 % len(manifest['actions']), lambda: self._record(uuid, manifest))
+                 % len(history), lambda: self._record(uuid, manifest, history, len(travelled)))
         result = self.finish(plan, path=directory, incoming=incoming, bases=[base['name'] for base in travelled],
                              rebased=rebased)
         return result
@@ -356,7 +357,7 @@ class InstanceTransferDriver(LibvirtDriver):
             os.rename(directory, moved)
         shutil.rmtree(moved)
 
-    def _record(self, uuid, manifest):
+    def _record(self, uuid, manifest, history, travelled):
         params = self.params
         taken = domains_by_local_id(self.connection.conn.listAllDomains(0))
         source = manifest['record']
@@ -368,9 +369,9 @@ class InstanceTransferDriver(LibvirtDriver):
             store.save_instance(uuid, fields, now, taken_local_ids=set(taken))
             store.set_network_info(uuid, manifest['network_info'], now)
             # the source's own action of this run stays the source's: this host records its part of it
-            store.import_actions(uuid, [action for action in manifest['actions']
-                                        if action['request_id'] != params['request_id']])
+            store.import_actions(uuid, history)
             action = store.save_action(uuid, params['request_id'], action='migrate', start_time=now)
             store.save_event(action['id'], 'receive_instance', start_time=now, finish_time=utcnow(), result='Success',
-                             message='%d files and %d bases verified (sha256) from %s'
-                             % (len(manifest['files']), len(manifest['bases']), source.get('host') or 'the source'))
+                             message='%d files verified (sha256) from %s; %d of its %d image bases travelled, the '
+                             'others were cached here' % (len(manifest['files']), source.get('host') or 'the source',
+                                                          travelled, len(manifest['bases'])))

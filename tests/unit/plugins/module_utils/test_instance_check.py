@@ -612,8 +612,8 @@ def test_an_instance_migrated_away_is_no_refusal_on_its_source(tmp_path):
     (None, True, None, False, False),      # the domain does not run
     ('migrating', True, None, True, False),
 ])
-def test_an_instance_an_earlier_migration_brought_here_is_found(tmp_path, task_state, finished, message, running,
-                                                                 arrived):
+def test_an_instance_an_earlier_migration_brought_here_is_found(
+        tmp_path, task_state, finished, message, running, arrived):
     with StateStore.open(str(tmp_path / 'state.db')) as store:
         store.save_instance(UUID_A, {'name': 'web-1', 'vm_state': 'active', 'task_state': task_state})
         store.save_action(UUID_A, 'req-boot', action='create', start_time='2026-12-01T10:00:00.000000Z',
