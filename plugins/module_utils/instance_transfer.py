@@ -45,6 +45,8 @@ ALGORITHM = 'sha256'
 SHUTDOWN = 4  # Nova's power_state of the imported record: the destination starts the domain next
 # The record fields that travel with the instance; its local id does not (the destination gives its own).
 RECORD_FIELDS = ('name', 'vm_state', 'image', 'flavor', 'launched_at')
+# The formats of the bases under an instance's overlays (an image as fetched, or a blank ephemeral or swap base).
+BASE_FORMATS = ('raw', 'qcow2')
 MANIFEST_KEYS = ('uuid', 'instances_path', 'files', 'bases', 'record', 'network_info', 'actions')
 
 
@@ -83,6 +85,7 @@ def check_manifest(manifest, uuid):
         raise KvmhostError('has no %s (give the manifest state exported returned)' % ', '.join(missing), field=field)
     if str(manifest['uuid']).lower() != uuid:
         raise KvmhostError('is the manifest of %s, not of %s' % (manifest['uuid'], uuid), field='manifest.uuid')
+    names = set()
     for key in ('files', 'bases'):
         if not isinstance(manifest[key], list):
             raise KvmhostError('must be a list', field='manifest.' + key)
@@ -91,11 +94,19 @@ def check_manifest(manifest, uuid):
             if not isinstance(entry, dict) or not isinstance(entry.get('size'), int) or entry['size'] < 0:
                 raise KvmhostError('must have a name, a size and a sha256', field=where)
             _safe_name(entry.get('name'), where + '.name')
+            if key == 'files':
+                names.add(entry['name'])
             digest = entry.get('sha256')
             if not isinstance(digest, str) or len(digest) != 64 or any(c not in '0123456789abcdef' for c in digest):
                 raise KvmhostError('must be 64 lower-case hex digits', field=where + '.sha256')
             if key == 'bases' and not is_base_name(entry['name']):
                 raise KvmhostError('%r is not the name of an image-cache base' % entry['name'], field=where + '.name')
+            if key == 'bases' and entry.get('format') not in BASE_FORMATS:
+                raise KvmhostError('must be one of %s, got %r' % (', '.join(BASE_FORMATS), entry.get('format')),
+                                   field=where + '.format')
+            if key == 'bases' and not (isinstance(entry.get('used_by'), list)
+                                       and all(_safe_name(name, where + '.used_by') in names for name in entry['used_by'])):
+                raise KvmhostError('must list files of the manifest', field=where + '.used_by')
     if not isinstance(manifest['record'], dict) or not isinstance(manifest['actions'], list):
         raise KvmhostError('record must be a dict and actions a list', field=field)
     return manifest
@@ -124,7 +135,8 @@ def read_manifest(tools, instances_path, uuid, store):
         if base is None:
             base = bases[backing] = {'name': os.path.basename(backing), 'size': os.path.getsize(backing),
                                      'sha256': hash_file(backing, ALGORITHM), 'info': read_record(backing),
-                                     'format': info.get('backing-filename-format'), 'used_by': []}
+                                     'format': info.get('backing-filename-format')
+                                     or tools.info(backing, field='uuid').get('format'), 'used_by': []}
         base['used_by'].append(name)
     record = store.get_instance(uuid) if store is not None else None
     if record is None or record['deleted']:
@@ -280,6 +292,10 @@ class InstanceTransferDriver(LibvirtDriver):
         if record is not None and not record['deleted'] and record['task_state'] != 'migrating':
             raise KvmhostError('this host has instance %s already (vm_state %s); it is not a leftover of an '
                                'unfinished migration' % (uuid, record['vm_state']), field='uuid')
+        leftover = record is not None and not record['deleted'] and record['task_state'] == 'migrating'
+        if (os.path.isdir(directory) or os.path.isdir(moved)) and not leftover:
+            raise KvmhostError('%s exists, and this host has no unfinished migration of the instance it could be left '
+                               'by; refusing to replace it' % directory, field='uuid')
         cache = ImageCache(instances_path, self.tools_class(self.module))
         # Everything is verified before anything changes.
         arrived = list_files(incoming, subdirectory=BASE_DIR)
@@ -316,7 +332,7 @@ class InstanceTransferDriver(LibvirtDriver):
                     name, cache.path(base['name']), source_path)
                 plan.add(description,
                          lambda name=name, base=base: cache.tools.rebase_unsafe(
-                             os.path.join(incoming, name), cache.path(base['name']), base['format'] or 'raw'))
+                             os.path.join(incoming, name), cache.path(base['name']), base['format']))
         plan.add('give the files their modes', lambda: self._modes(incoming, manifest['files']))
         if os.path.isdir(directory) or os.path.isdir(moved):
             plan.add('remove %s, left by an unfinished migration' % directory, lambda: self._remove_leftover(

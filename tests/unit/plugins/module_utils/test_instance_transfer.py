@@ -254,6 +254,15 @@ def test_a_live_instance_on_the_destination_is_refused(tmp_path):
         destination.run('imported', manifest=manifest, host='kvm2', request_id=REQUEST)
 
 
+def test_a_directory_no_unfinished_migration_left_is_never_replaced(tmp_path):
+    manifest, destination, _received = travelled(tmp_path)
+    (destination.instances / UUID).mkdir()
+    (destination.instances / UUID / 'disk').write_bytes(b'somebody else')
+    with pytest.raises(KvmhostError, match='uuid: .* exists, and this host has no unfinished migration'):
+        destination.run('imported', manifest=manifest, host='kvm2', request_id=REQUEST)
+    assert (destination.instances / UUID / 'disk').read_bytes() == b'somebody else'
+
+
 def test_the_leftover_of_an_unfinished_migration_is_replaced(tmp_path):
     source = booted(tmp_path)
     manifest = source.run('exported')['manifest']
@@ -288,6 +297,12 @@ def test_the_source_refuses_a_running_domain_and_what_cannot_be_verified(tmp_pat
     (lambda m: m['bases'].append({'name': 'passwd', 'size': 1, 'sha256': '0' * 64}),
      r'manifest.bases\[0\].name: .* is not the name of an image-cache base'),
     (lambda m: m['files'][0].update(sha256='XYZ'), r'manifest.files\[0\].sha256: must be 64'),
+    (lambda m: m['bases'].append({'name': 'a' * 40, 'size': 1, 'sha256': '0' * 64, 'format': '-o backing_file=/x',
+                                  'used_by': ['disk']}), r'manifest.bases\[0\].format: must be one of raw, qcow2'),
+    (lambda m: m['bases'].append({'name': 'a' * 40, 'size': 1, 'sha256': '0' * 64, 'format': 'raw',
+                                  'used_by': ['../disk']}), r'manifest.bases\[0\].used_by: '),
+    (lambda m: m['bases'].append({'name': 'a' * 40, 'size': 1, 'sha256': '0' * 64, 'format': 'raw',
+                                  'used_by': ['other']}), r'manifest.bases\[0\].used_by: must list files'),
 ])
 def test_a_hostile_manifest_is_refused(change, expected):
     manifest = {'uuid': UUID, 'instances_path': '/var/lib/kvmhost/instances', 'record': {}, 'network_info': [],
