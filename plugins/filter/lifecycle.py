@@ -170,6 +170,8 @@ def step_items(specs, step, earlier=None, instances_path=None, skip=None):
                           'power_state': 0, 'image': spec.get('image'), 'flavor': spec.get('flavor')})
         elif step == 'deleted':
             items.append({'uuid': uuid, 'state': 'deleted', 'power_state': 0})
+        elif step == 'arrived':
+            items.append({'uuid': uuid, 'vm_state': 'active', 'task_state': 'none', 'power_state': 1})
         else:
             raise AnsibleFilterError('step_items: unknown step %r' % step)
     return items
@@ -343,6 +345,7 @@ def migration_progress(plan, hostvars, me):
     destination); ``arrived``: those their destination runs already (an earlier run was killed before the
     source let them go); ``sending``: the outgoing instances this run moves; ``checking``: the incoming ones
     the destination checks (not departed from their source); ``receiving``: those it receives (not arrived);
+    ``arrived_here``: those an earlier run started here already;
     ``transfer_bytes``: what each incoming one brings; ``exports``: their sources' manifests by UUID;
     ``moved``: the outgoing instances that run on their destination now (arrived before, or started there in
     this run).
@@ -366,11 +369,12 @@ def migration_progress(plan, hostvars, me):
             transfer_bytes[uuid] = source['transfer_bytes'][uuid]
     mine = set(_check_host(hostvars, me, 'instance_migrate_check_in').get('arrived') or [])
     receiving = [spec for spec in checking if str(spec['uuid']).lower() not in mine]
+    arrived_here = [spec for spec in checking if str(spec['uuid']).lower() in mine]
     started = peer_results(plan, hostvars, 'instance_migrate_start')
     moved = [spec for spec in outgoing if str(spec['uuid']).lower() in arrived
              or _ok(started.get(str(spec['uuid']).lower()))]
     return {'departed': departed, 'arrived': sorted(arrived), 'sending': sending, 'checking': checking,
-            'receiving': receiving, 'transfer_bytes': transfer_bytes,
+            'receiving': receiving, 'arrived_here': arrived_here, 'transfer_bytes': transfer_bytes,
             'exports': peer_results(plan, hostvars, 'instance_migrate_exported', 'sources'),
             'received': peer_results(plan, hostvars, 'instance_migrate_receiving'), 'moved': moved,
             'failed': [spec for spec in sending if spec not in moved]}

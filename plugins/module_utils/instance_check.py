@@ -399,21 +399,25 @@ class InstanceCheckDriver(ModuleDriver):
         self.host.update(transfer_bytes=sizes, departed=departed)
 
     def _check_arriving(self, checked, records, listed):
-        """The destination of a migration must not have the instance (a domain, a live record, a directory); a
-        record, directory or incoming copy an unfinished migration of it left here is no reason to refuse (the
-        import replaces them), and an instance an earlier migration brought here and runs (its newest action a
-        finished migrate) goes into ``host.arrived``: that run was killed before the source let it go.
-        Returns the records that count as this host's (none of the arriving ones)."""
+        """The destination of a migration must not have the instance (a domain, a live record, a directory).
+
+        What an unfinished migration of it left here (its record in task_state migrating, its directory, its
+        incoming copy, a domain defined but shut off) is no reason to refuse: the import replaces it. An
+        instance an earlier migration brought here and started (its newest action a migrate, finished, or
+        killed after the start with the record still migrating) goes into ``host.arrived``: that run ended
+        before the source let it go. Returns the records that count as this host's (none of the arriving ones).
+        """
         domains = dict((domain.UUIDString().lower(), domain) for domain in listed)
         kept, arrived = {}, []
         for uuid, name, _spec in checked:
             record = records.get(uuid)
             leftover = record is not None and not record['deleted'] and record['task_state'] == 'migrating'
-            if uuid in domains and record is not None and self._arrived(record, domains[uuid]):
+            domain = domains.get(uuid)
+            if domain is not None and record is not None and self._arrived(record, domain):
                 arrived.append(uuid)
-            elif uuid in domains:
+            elif domain is not None and not (leftover and not domain.isActive()):
                 self.refuse('libvirt here has a domain of it already (%s): it runs on this host'
-                            % domains[uuid].name(), uuid, name, 'to')
+                            % domain.name(), uuid, name, 'to')
             elif record is not None and not record['deleted'] and not leftover:
                 self.refuse('this host has it already (vm_state %s)' % record['vm_state'], uuid, name, 'to')
             elif os.path.isdir(os.path.join(self.params['instances_path'], uuid)) and not leftover:
@@ -425,7 +429,7 @@ class InstanceCheckDriver(ModuleDriver):
         return kept
 
     def _arrived(self, record, domain):
-        if record['deleted'] or record['task_state'] is not None or not domain.isActive():
+        if record['deleted'] or record['task_state'] not in (None, 'migrating') or not domain.isActive():
             return False
         store = StateStore.open(self.params['state_db'], readonly=True)
         if store is None:
@@ -433,7 +437,9 @@ class InstanceCheckDriver(ModuleDriver):
         with store:
             actions = store.list_actions(record['uuid'], with_events=False)
         newest = actions[-1] if actions else None
-        return bool(newest and newest['action'] == 'migrate' and newest['finish_time'] and not newest['message'])
+        if newest is None or newest['action'] != 'migrate' or newest['message']:
+            return False
+        return bool(newest['finish_time']) or record['task_state'] == 'migrating'
 
     def _check_vcpus(self, checked, conn, listed):
         """The vCPUs of the domains that run here and of the arriving instances, against the host's CPUs times the

@@ -285,14 +285,14 @@ class InstanceTransferDriver(LibvirtDriver):
         if not os.path.isdir(incoming) or os.path.islink(incoming):
             raise KvmhostError('%s does not exist: nothing arrived (state receiving makes it, the copy fills it)'
                                % incoming, field='uuid')
+        leftover = record is not None and not record['deleted'] and record['task_state'] == 'migrating'
         domain = self.connection.domain_by_uuid(uuid)
-        if domain is not None:
+        if domain is not None and not (leftover and describe(domain)['power_state'] in SHUTDOWN_STATES + (NOSTATE,)):
             raise KvmhostError('libvirt on this host has a domain with the UUID %s already (%s)'
                                % (uuid, describe(domain)['libvirt_state']), field='uuid')
-        if record is not None and not record['deleted'] and record['task_state'] != 'migrating':
+        if record is not None and not record['deleted'] and not leftover:
             raise KvmhostError('this host has instance %s already (vm_state %s); it is not a leftover of an '
                                'unfinished migration' % (uuid, record['vm_state']), field='uuid')
-        leftover = record is not None and not record['deleted'] and record['task_state'] == 'migrating'
         if (os.path.isdir(directory) or os.path.isdir(moved)) and not leftover:
             raise KvmhostError('%s exists, and this host has no unfinished migration of the instance it could be left '
                                'by; refusing to replace it' % directory, field='uuid')
@@ -334,6 +334,9 @@ class InstanceTransferDriver(LibvirtDriver):
                          lambda name=name, base=base: cache.tools.rebase_unsafe(
                              os.path.join(incoming, name), cache.path(base['name']), base['format']))
         plan.add('give the files their modes', lambda: self._modes(incoming, manifest['files']))
+        if domain is not None:
+            plan.add('undefine the shut-off domain %s that an unfinished migration defined' % domain.name(),
+                     domain.undefine)
         if os.path.isdir(directory) or os.path.isdir(moved):
             plan.add('remove %s, left by an unfinished migration' % directory, lambda: self._remove_leftover(
                 directory, moved))

@@ -280,6 +280,10 @@ def test_migration_progress_follows_what_every_host_registered():
     del hostvars['kvm2']['instance_migrate_start']
     progress = lifecycle.migration_progress(plan, hostvars, 'kvm1')
     assert progress['sending'] == [] and progress['moved'] == [BATCH_SPECS[0]]
+    on_kvm2 = lifecycle.migration_progress(lifecycle.migration_plan(migrations, hostvars, KVM, 'kvm2'), hostvars, 'kvm2')
+    assert on_kvm2['receiving'] == [] and on_kvm2['arrived_here'] == [BATCH_SPECS[0]]
+    assert lifecycle.step_items(on_kvm2['arrived_here'], 'arrived') == [
+        {'uuid': UA, 'vm_state': 'active', 'task_state': 'none', 'power_state': 1}]
 
 
 def test_migration_refusals_gather_every_hosts_and_stop_all():

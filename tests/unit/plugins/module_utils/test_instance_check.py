@@ -584,6 +584,9 @@ def test_the_destination_must_not_have_the_instance_but_may_have_a_leftover_of_i
         store.save_instance(UUID_A, {'task_state': 'migrating'})  # what a failed migration left here
     result = driver(tmp_path, [spec()], action='migrate_destination').run()
     assert result['host']['new_instances'] == [UUID_A]
+    # ... also with the domain it defined and did not start
+    stopped = FakeConnection([FakeDomain('instance-00000001', UUID_A, running=False)])
+    assert driver(tmp_path, [spec()], connection=stopped, action='migrate_destination').run()['host']['arrived'] == []
 
 
 @pytest.mark.parametrize('params, expected', [
@@ -610,7 +613,8 @@ def test_an_instance_migrated_away_is_no_refusal_on_its_source(tmp_path):
     (None, False, None, True, False),      # that migration did not finish
     (None, True, 'failed', True, False),   # ... or ended with an error
     (None, True, None, False, False),      # the domain does not run
-    ('migrating', True, None, True, False),
+    ('migrating', False, None, True, True),  # killed after the start, before its record was finished
+    ('rebuilding', False, None, True, False),
 ])
 def test_an_instance_an_earlier_migration_brought_here_is_found(
         tmp_path, task_state, finished, message, running, arrived):

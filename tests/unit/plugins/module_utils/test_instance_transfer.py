@@ -66,6 +66,12 @@ class Domain(object):
     def state(self):
         return [1 if self._running else 5, 0]
 
+    def isActive(self):
+        return self._running
+
+    def undefine(self):
+        self.undefined = True
+
 
 class Connection(object):
     domains = []
@@ -273,8 +279,11 @@ def test_the_leftover_of_an_unfinished_migration_is_replaced(tmp_path):
     (destination.instances / UUID / 'disk').write_bytes(b'half a copy')
     received = destination.run('receiving', manifest=manifest)
     carry(manifest, source, received)
+    # ... and the domain it defined before it was killed, shut off
+    left = Domain(UUID)
+    destination.domains.append(left)
     destination.run('imported', manifest=manifest, host='kvm2', request_id=REQUEST)
-    assert (destination.instances / UUID / 'disk').read_bytes() != b'half a copy'
+    assert (destination.instances / UUID / 'disk').read_bytes() != b'half a copy' and left.undefined
 
 
 def test_the_source_refuses_a_running_domain_and_what_cannot_be_verified(tmp_path):
