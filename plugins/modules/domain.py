@@ -85,6 +85,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+actions:
+  description: What was done (or, in check mode, would be done), in order; empty when nothing had to change.
+  returned: always
+  type: list
+  elements: str
 uuid:
   description: The domain UUID.
   returned: always

@@ -82,6 +82,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+actions:
+  description: What was done (or, in check mode, would be done), in order; empty when nothing had to change.
+  returned: always
+  type: list
+  elements: str
 pids:
   description: The pids of the running daemon's processes.
   returned: always

@@ -64,6 +64,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+actions:
+  description: What was done (or, in check mode, would be done), in order; empty when nothing had to change.
+  returned: always
+  type: list
+  elements: str
 found:
   description: Whether the instance has a domain on this host.
   returned: always

@@ -63,6 +63,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+actions:
+  description: What was done (or, in check mode, would be done), in order; empty when nothing had to change.
+  returned: always
+  type: list
+  elements: str
 resources:
   description: The figures of the audit.
   returned: always
