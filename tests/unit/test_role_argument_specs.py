@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import yaml
@@ -35,3 +36,27 @@ def test_defaults_match_the_argument_spec(role):
         if 'choices' in option and defaults[name] is not None:
             values = defaults[name] if option['type'] == 'list' else [defaults[name]]
             assert set(values) <= set(option['choices']), name
+
+
+def bool_options(role):
+    options = load(role, 'meta', 'argument_specs.yml')['argument_specs']['main']['options']
+    return sorted(name for name, option in options.items() if option.get('type') == 'bool')
+
+
+@pytest.mark.parametrize('role', ROLES)
+def test_every_boolean_user_variable_goes_through_bool(role):
+    """-e name=false gives the string 'false': a role that tests a user boolean as it is gets "Conditionals must have
+    a boolean result" (or, templated, the truthy string). Every use in the role's tasks passes it through | bool."""
+    names = bool_options(role)
+    bare = []
+    tasks = os.path.join(ROOT, 'roles', role, 'tasks')
+    for file_name in sorted(os.listdir(tasks)):
+        with open(os.path.join(tasks, file_name)) as handle:
+            for number, line in enumerate(handle, 1):
+                code = line.split('#', 1)[0]
+                for name in names:
+                    for match in re.finditer(r'\b%s\b' % re.escape(name), code):
+                        if not re.match(r'\s*\|\s*bool\b', code[match.end():]):
+                            bare.append('%s:%d %s' % (file_name, number, line.strip()))
+    assert not bare, 'boolean variables used without | bool: %s' % bare
+    assert role != 'kvm_host' or 'kvmhost_manage_packages' in names  # the check reads the real specs
