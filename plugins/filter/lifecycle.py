@@ -321,12 +321,17 @@ def _host_result(hostvars, host, name):
         return None
 
 
+def _outcome(hostvars, host, name, uuid):
+    """The outcome for ``uuid`` of the batch step result ``name`` that ``host`` registered, or None."""
+    return _results_by_uuid(_host_result(hostvars, host, name)).get(uuid)
+
+
 def peer_results(plan, hostvars, name, peers='destinations'):
     """{uuid: outcome} of the step result ``name`` that each instance's peer (its destination, or with ``peers``
     ``sources`` its source) registered; an instance whose peer has no such result is not in it."""
     outcomes = {}
     for uuid, host in (plan.get(peers) or {}).items():
-        outcome = _results_by_uuid(_host_result(hostvars, host, name)).get(uuid)
+        outcome = _outcome(hostvars, host, name, uuid)
         if outcome is not None:
             outcomes[uuid] = outcome
     return outcomes
@@ -429,13 +434,12 @@ def migration_failures(plan, hostvars, me, own_steps, peer_steps, confirm_steps,
         to = plan['destinations'][uuid]
         label = '%s (%s)' % (spec.get('name', ''), uuid)
         if spec in progress['moved']:
-            failure = _first_failure(confirm_steps, lambda name: _results_by_uuid(_host_result(hostvars, me, name))
-                                     .get(uuid))
+            failure = _first_failure(confirm_steps, lambda name: _outcome(hostvars, me, name, uuid))
             if failure:
                 lines.append('%s: migrated to %s, which runs it, but removing it from %s failed at %s: %s; run '
                              'migrate.yml again to finish' % (label, to, me, failure[0], failure[1]))
             continue
-        failure = _first_failure(own_steps, lambda name: _results_by_uuid(_host_result(hostvars, me, name)).get(uuid))
+        failure = _first_failure(own_steps, lambda name: _outcome(hostvars, me, name, uuid))
         where = me
         if failure is None:
             cause = _loop_failure(_host_result(hostvars, me, 'instance_migrate_fetch'), uuid)
@@ -444,8 +448,7 @@ def migration_failures(plan, hostvars, me, own_steps, peer_steps, confirm_steps,
             cause = _loop_failure(_host_result(hostvars, to, 'instance_migrate_copy'), uuid)
             failure, where = (('receiving its files', cause), to) if cause else (None, to)
         if failure is None:
-            failure = _first_failure(peer_steps, lambda name: _results_by_uuid(_host_result(hostvars, to, name))
-                                     .get(uuid))
+            failure = _first_failure(peer_steps, lambda name: _outcome(hostvars, to, name, uuid))
         if failure is None:
             failure = ('finish_migration', '%s did not report the instance running (it failed or went away)' % to)
         line = '%s: migration to %s failed at %s on %s: %s' % (label, to, failure[0], where, failure[1])

@@ -134,7 +134,7 @@ def read_manifest(tools, instances_path, uuid, store):
         base = bases.get(backing)
         if base is None:
             base = bases[backing] = {'name': os.path.basename(backing), 'size': os.path.getsize(backing),
-                                     'sha256': hash_file(backing, ALGORITHM), 'info': read_record(backing),
+                                     'sha256': base_sha256(backing), 'info': read_record(backing),
                                      'format': info.get('backing-filename-format')
                                      or tools.info(backing, field='uuid').get('format'), 'used_by': []}
         base['used_by'].append(name)
@@ -155,16 +155,22 @@ def read_manifest(tools, instances_path, uuid, store):
             'bytes': sum(entry['size'] for entry in files) + sum(base['size'] for base in bases.values())}
 
 
+def base_sha256(path):
+    """The SHA-256 of an image-cache base: the one its ``.info`` record holds (the image cache verified it when it
+    filled the base, and the base is kept as fetched), else hashed. A base that no longer matches its record fails
+    the destination's verification of the copy, so trusting the record never lets a damaged base through."""
+    recorded = str((read_record(path) or {}).get('checksum') or '')
+    if recorded.startswith(ALGORITHM + ':'):
+        return recorded.split(':', 1)[1]
+    return hash_file(path, ALGORITHM)
+
+
 def cached_base_matches(cache, base):
     """Whether the destination's cache holds ``base`` (a manifest entry) with the same content."""
     path = cache.path(base['name'])
     if not os.path.isfile(path) or os.path.islink(path):
         return False
-    record = read_record(path) or {}
-    recorded = str(record.get('checksum') or '')
-    if recorded.startswith(ALGORITHM + ':') and os.path.getsize(path) == base['size']:
-        return recorded.split(':', 1)[1] == base['sha256']
-    return os.path.getsize(path) == base['size'] and hash_file(path, ALGORITHM) == base['sha256']
+    return os.path.getsize(path) == base['size'] and base_sha256(path) == base['sha256']
 
 
 def verify_file(path, entry):

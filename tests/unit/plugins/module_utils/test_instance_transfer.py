@@ -319,3 +319,18 @@ def test_a_hostile_manifest_is_refused(change, expected):
     change(manifest)
     with pytest.raises(KvmhostError, match=expected):
         check_manifest(manifest, UUID)
+
+
+def test_a_base_damaged_since_the_cache_verified_it_fails_the_destinations_verification(tmp_path):
+    """The source takes a base's SHA-256 from its .info record instead of hashing it again; a base whose content
+    changed since is refused where the copy is verified, and nothing is imported."""
+    source = booted(tmp_path)
+    base = source.instances / '_base' / BASE
+    base.write_bytes(b'BASE IMAGE' * 1000)  # same size, other content: the record is stale
+    manifest = source.run('exported')['manifest']
+    destination = Host(tmp_path / 'destination')
+    received = destination.run('receiving', manifest=manifest)
+    carry(manifest, source, received)
+    with pytest.raises(KvmhostError, match='_base/%s has sha256 .* the copy is damaged' % BASE):
+        destination.run('imported', manifest=manifest, host='kvm2', request_id=REQUEST)
+    assert not os.path.exists(destination.instances / UUID)
