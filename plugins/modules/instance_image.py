@@ -32,6 +32,9 @@ description:
   - With O(base_cleanup_age), removes cached bases that no disk of any directory under O(instances_path) (moved
     aside C(<uuid>_del) copies included) has in its backing chain and that were last used longer ago than that.
     Bases in use are touched, as Nova does, so their age counts from when they were last seen in use.
+requirements:
+  - qemu-img (qemu-utils) on the managed host, for the qcow2 overlays and their checks.
+  - mkfs.ext4 (e2fsprogs) and mkswap (util-linux) on the managed host, for ephemeral and swap disks.
 author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:

@@ -73,6 +73,10 @@ found:
   description: Whether the instance has a domain on this host.
   returned: always
   type: bool
+defined:
+  description: Whether the domain is defined after the call (in check mode, as predicted).
+  returned: always
+  type: bool
 clean:
   description:
     - True when the guest powered off by itself (or was already off); false when it had to be destroyed.

@@ -19,6 +19,8 @@ description:
   - A new audit row is written when the figures differ from the latest audit in more than the ones that move on an
     idle host (memory and disk in use), so a second run on an unchanged host reports no change. O(always_record)
     writes every audit.
+requirements:
+  - qemu-img (qemu-utils) on the managed host, for the disks' allocation (C(qemu-img info -U)).
 author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:

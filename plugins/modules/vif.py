@@ -29,6 +29,9 @@ description:
     tap. For V(bridge) the Linux bridge and its C(vlan<N>) interface are never deleted: other instances use them, as
     Nova never deletes them on unplug. Unplug after the domain is stopped, as Nova does."
   - State is read with C(ip -json) and C(ovs-vsctl --format=json); commands run without a shell.
+requirements:
+  - ip (iproute2) on the managed host, for the bridges, veth pairs and VLAN interfaces.
+  - ovs-vsctl (Open vSwitch) on the managed host, for the OVS ports (types V(ovs) and V(ovs_hybrid)).
 author:
   - kvmhost.lifecycle developers (@kvmhost)
 extends_documentation_fragment:

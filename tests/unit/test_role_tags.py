@@ -79,8 +79,8 @@ def test_every_recorded_step_is_tagged_with_its_event(role):
         events = recorded_events(task, scope)
         recording += bool(events)
         for event in sorted(events - tags_of(task)):
-            missing.append('%s: %r records %s but has tags %s' % (file_name, task['name'], event,
-                                                                   sorted(tags_of(task))))
+            missing.append('%s: %r records %s but has tags %s'
+                           % (file_name, task['name'], event, sorted(tags_of(task))))
     assert not missing, missing
     assert recording >= 5  # the collection reads the real task files
 
