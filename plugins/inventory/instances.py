@@ -125,11 +125,12 @@ seealso:
 '''
 
 EXAMPLES = r'''
-# kvmhost_instances.yml: the instances of this machine
-plugin: kvmhost.lifecycle.instances
-hosts:
-  - name: localhost
-
+# The least a kvmhost_instances.yml holds (the instances of this machine's libvirt):
+#
+#   plugin: kvmhost.lifecycle.instances
+#   hosts:
+#     - name: localhost
+#
 # kvmhost_instances.yml: two remote KVM hosts over SSH, cached for 10 minutes, grouped and composed
 plugin: kvmhost.lifecycle.instances
 hosts:
