@@ -12,6 +12,8 @@ play and whichever controller printed it:
 - :func:`render_text`, :func:`render_html` and :func:`render_json` turn that dict into terminal
   lines, one self-contained HTML document (inline CSS, no script) and JSON. Each output depends
   on the dict alone, so the same timeline always gives the same bytes.
+- :func:`run_chart` lays out the HTML page's chart of the whole run: a row per instance, its steps
+  as segments on the run's one time axis (a pure function, so its geometry is unit-tested).
 - :func:`plan_timeline_files` plans writing ``<dest_dir>/<request_id>.json`` and ``.html``
   (mode 0644, atomically) when their content differs.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import re
 import stat
@@ -277,14 +280,34 @@ def render_json(timeline):
 
 _RESULT_CLASS = {SUCCESS: 'success', ERROR: 'error', IN_PROGRESS: 'progress'}
 
+# The whole-run chart colours each step name (background, text), in the order the steps first start in the run;
+# a palette without red, which marks a failed step. More step names than colours reuse them (the legend, the
+# labels and the tooltips still name each step).
+STEP_COLOURS = (
+    ('#4e79a7', '#fff'), ('#f28e2b', '#222'), ('#59a14f', '#fff'), ('#b07aa1', '#fff'), ('#76b7b2', '#222'),
+    ('#edc948', '#222'), ('#9c755f', '#fff'), ('#ff9da7', '#222'), ('#bab0ac', '#222'), ('#1f5f8b', '#fff'),
+    ('#a0cbe8', '#222'), ('#8cd17d', '#222'),
+)
+# A segment narrower than this share of the axis (in %) counts as this wide when steps are put in lanes, so
+# that two steps drawn at their minimum width never cover each other.
+MIN_SEGMENT_PERCENT = 0.6
+# A segment shows its step name when it is at least this many % of the axis wide per character.
+LABEL_PERCENT_PER_CHAR = 0.75
+# Axis tick intervals in seconds: the smallest giving at most AXIS_TICKS intervals over the run.
+TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+AXIS_TICKS = 10
+# The height of one lane of a row of the whole-run chart, in CSS pixels.
+RUN_LANE_PX = 24
+
 _CSS = '''
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; }
-h2 { font-size: 1.1em; margin-top: 2em; }
+h2 { font-size: 1.2em; margin-top: 1.6em; }
+h3 { font-size: 1.05em; margin-top: 1.6em; }
 dl.summary { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 dl.summary dt { font-weight: bold; }
 dl.summary dd { margin: 0; }
-.legend span { display: inline-block; padding: 0.1em 0.6em; margin-right: 0.5em; color: #fff; border-radius: 3px; }
+p.legend span { display: inline-block; padding: 0.1em 0.6em; margin-right: 0.5em; color: #fff; border-radius: 3px; }
 .gantt { margin: 0.8em 0; }
 .row { display: grid; grid-template-columns: 16em 1fr; align-items: center; margin: 2px 0; }
 .label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; padding-right: 0.5em; font-size: 0.9em; }
@@ -301,7 +324,24 @@ table { border-collapse: collapse; font-size: 0.9em; margin-bottom: 1em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
 td.num { text-align: right; white-space: nowrap; }
 td code { white-space: pre-wrap; word-break: break-all; }
+.run-chart .label .mark { color: #c62828; font-weight: bold; }
+.run-chart .track { background-color: #f4f4f4; }
+.run-chart .none { position: absolute; left: 0.4em; font-size: 0.8em; line-height: 1.5em; color: #666; }
+.seg { position: absolute; height: 20px; min-width: 3px; box-sizing: border-box; border-radius: 2px;
+  border-left: 1px solid #fff; overflow: hidden; white-space: nowrap; text-overflow: ellipsis;
+  font-size: 0.75em; line-height: 20px; padding: 0 3px; }
+.seg.failed { background-color: #c62828; color: #fff; font-weight: bold; box-shadow: inset 0 0 0 2px #6d0000; }
+.seg.progress { background-image: repeating-linear-gradient(45deg, rgba(255, 255, 255, 0.55) 0 4px,
+  transparent 4px 9px); }
+ul.steps { list-style: none; padding: 0; margin: 0.6em 0 0; display: flex; flex-wrap: wrap;
+  gap: 0.3em 1.2em; font-size: 0.85em; }
+ul.steps .seg { position: static; display: inline-block; width: 1.8em; height: 1em; margin-right: 0.35em;
+  vertical-align: middle; font-size: 1em; }
 '''
+
+
+_CSS += ''.join('.s%d { background-color: %s; color: %s; }\n' % (index, background, text)
+                for index, (background, text) in enumerate(STEP_COLOURS))
 
 
 def _esc(value):
@@ -316,12 +356,140 @@ def _percent(value):
     return '%.3f%%' % min(max(value, 0.0), 100.0)
 
 
-def render_html(timeline):
-    """One self-contained HTML document: a bar per step on the run's time scale, and a table per instance."""
+def _tick_step(span):
+    """The axis's tick interval in seconds: at most AXIS_TICKS intervals over ``span`` seconds."""
+    for step in TICK_STEPS:
+        if span / step <= AXIS_TICKS:
+            return step
+    return TICK_STEPS[-1] * math.ceil(span / TICK_STEPS[-1] / AXIS_TICKS)
+
+
+def _axis_label(seconds):
+    """'0 s', '2.5 s', '2 min', '2 min 30 s', '1 h 05 min'."""
+    if seconds < 60:
+        return '%g s' % round(seconds, 1)
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return '%d min %02d s' % (minutes, secs) if secs else '%d min' % minutes
+    hours, minutes = divmod(minutes, 60)
+    return '%d h %02d min' % (hours, minutes)
+
+
+def _run_axis(timeline):
+    """(run start, run end, span in seconds) of the page's charts: from the first start to the latest record."""
     run_start = _parse(timeline['started_at'], 'the run')
     run_end = _parse(timeline['generated_at'], 'the run')
     span = (run_end - run_start).total_seconds() if run_start and run_end else 0.0
-    span = span if span > 0 else 1.0
+    return run_start, run_end, span if span > 0 else 1.0
+
+
+def run_chart(timeline):
+    """The geometry of the chart of the whole run: every instance's steps on the run's one time axis.
+
+    Returns a dict:
+
+    - ``span_s``: the axis's length, seconds from the run's start to its latest record (1 when nothing took time);
+    - ``steps``: the step names in the order they first start in the run; step ``steps[i]`` has colour ``i``
+      (STEP_COLOURS[i % len(STEP_COLOURS)]) in every row;
+    - ``tick_s`` and ``tick_percent``: the interval between two ticks of the axis, ``ticks`` [(percent, seconds)];
+    - ``rows``: one per instance, in the timeline's order, with its ``uuid``, ``name``, ``domain_name``,
+      ``action``, ``result``, ``lanes`` (one per step that overlaps another, at least one) and ``segments``: per
+      step its ``name``, ``colour``, ``result``, ``lane``, ``left`` and ``width`` (percent of the axis; an
+      unfinished step runs to the axis's end) and the timeline's ``event``.
+    """
+    run_start, run_end, span = _run_axis(timeline)
+    firsts = {}
+    for item in timeline['instances']:
+        for event in item['events']:
+            start = _parse(event['start_time'], 'an event')
+            if event['name'] not in firsts or start < firsts[event['name']]:
+                firsts[event['name']] = start
+    steps = sorted(firsts, key=lambda name: (firsts[name], name))
+    colours = dict((name, index) for index, name in enumerate(steps))
+    tick = _tick_step(span)
+    rows = []
+    for item in timeline['instances']:
+        segments, lane_ends = [], []
+        for event in item['events']:
+            start = _parse(event['start_time'], 'an event')
+            end = _parse(event['finish_time'], 'an event') or run_end
+            left = min(max((start - run_start).total_seconds() / span * 100, 0.0), 100.0)
+            width = min(max((end - start).total_seconds() / span * 100, 0.0), 100.0 - left)
+            # The first lane free at the step's start; a step that overlaps every lane opens a new one.
+            drawn_end = left + max(width, MIN_SEGMENT_PERCENT)
+            lane = next((index for index, lane_end in enumerate(lane_ends) if lane_end <= left), len(lane_ends))
+            if lane == len(lane_ends):
+                lane_ends.append(drawn_end)
+            else:
+                lane_ends[lane] = drawn_end
+            segments.append({'name': event['name'], 'colour': colours[event['name']], 'result': event['result'],
+                             'lane': lane, 'left': left, 'width': width, 'event': event})
+        rows.append({'uuid': item['uuid'], 'name': item['name'], 'domain_name': item['domain_name'],
+                     'action': item['action'], 'result': item['result'], 'lanes': max(len(lane_ends), 1),
+                     'segments': segments})
+    ticks = [(tick * count / span * 100, tick * count) for count in range(int(span / tick + 1e-9) + 1)]
+    return {'span_s': span, 'steps': steps, 'tick_s': tick, 'tick_percent': tick / span * 100, 'ticks': ticks,
+            'rows': rows}
+
+
+def _html_run_chart(timeline):
+    """The chart of the whole run: a row per instance, a segment per step, one time axis; then the step legend."""
+    chart = run_chart(timeline)
+    grid = ('background-image: repeating-linear-gradient(to right, #c8c8c8 0, #c8c8c8 1px, transparent 1px, '
+            'transparent %s)' % _percent(chart['tick_percent']))
+    out = ['<section class="run">', '<h2>Whole run</h2>',
+           '<p>A row per instance, a segment per step, on one time axis from the run\'s start (%s); a step\'s '
+           'colour is the same in every row. Hover a segment for its times and result.</p>'
+           % _esc(_readable(timeline['started_at'])),
+           '<div class="gantt run-chart">']
+    failed = unfinished = False
+    for row in chart['rows']:
+        mark = '<span class="mark" title="a step failed">&#x2715;</span> ' if row['result'] == ERROR else ''
+        tip = _instance_title(row) + (' %s %s' % (row['action'], row['result']) if row['action'] else '')
+        out.append('<div class="row" data-instance="%s"><div class="label" title="%s">%s%s</div>'
+                   '<div class="track" style="height: %dpx; %s">' % (
+                       _esc(row['uuid']), _esc(tip), mark, _esc(row['name'] or row['domain_name']),
+                       row['lanes'] * RUN_LANE_PX, grid))
+        if not row['segments']:
+            out.append('<span class="none">%s</span>' % ('no steps recorded' if row['action'] else
+                                                         'no action recorded'))
+        for segment in row['segments']:
+            event = segment['event']
+            classes = 'seg s%d' % (segment['colour'] % len(STEP_COLOURS))
+            label = segment['name']
+            if segment['result'] == ERROR:
+                classes, label, failed = classes + ' failed', '\u2715 ' + label, True
+            elif event['finish_time'] is None:
+                classes, unfinished = classes + ' progress', True
+            text = label if segment['width'] >= len(label) * LABEL_PERCENT_PER_CHAR else ''
+            tip = '%s: %s, %s, %s, %s' % (row['name'] or row['uuid'], segment['name'], _offset(event['offset_s']),
+                                          _secs(event['duration_s']), event['result'] or '-')
+            if event['message']:
+                tip += ': %s' % event['message']
+            out.append('<div class="%s" style="left: %s; width: %s; top: %dpx" title="%s" data-instance="%s" '
+                       'data-step="%s">%s</div>' % (
+                           classes, _percent(segment['left']), _percent(segment['width']),
+                           segment['lane'] * RUN_LANE_PX + 2, _esc(tip), _esc(row['uuid']), _esc(segment['name']),
+                           _esc(text)))
+        out.append('</div></div>')
+    out.append('<div class="row"><div></div><div class="axis">%s</div></div>' % ''.join(
+        '<span style="left: %s">%s</span>' % (_percent(percent), _esc(_axis_label(seconds)))
+        for percent, seconds in chart['ticks']))
+    legend = ['<li data-legend-step="%s"><span class="seg s%d"></span>%s</li>' % (
+        _esc(name), index % len(STEP_COLOURS), _esc(name)) for index, name in enumerate(chart['steps'])]
+    if failed:
+        legend.append('<li><span class="seg s0 failed"></span>failed step (&#x2715;)</li>')
+    if unfinished:
+        legend.append('<li><span class="seg s0 progress"></span>unfinished step</li>')
+    out.extend(['<div class="row"><div></div><ul class="steps">%s</ul></div>' % ''.join(legend), '</div>',
+                '</section>'])
+    return out
+
+
+def render_html(timeline):
+    """One self-contained HTML document: the whole run's chart (a row per instance, its steps on one time axis),
+    then per instance a bar per step on the run's time scale and a table."""
+    run_start, run_end, span = _run_axis(timeline)
     title = 'Step timeline of %s' % (timeline['request_id'] or 'the latest actions')
     out = ['<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
            '<title>%s</title>' % _esc(title), '<style>%s</style>' % _CSS, '</head>', '<body>',
@@ -334,8 +502,11 @@ def render_html(timeline):
                          ('Latest record', _readable(timeline['generated_at']))):
         out.append('<dt>%s</dt><dd>%s</dd>' % (_esc(label), _esc(value)))
     out.append('</dl>')
-    out.append('<p class="legend"><span class="success">Success</span><span class="error">Error</span>'
-               '<span class="progress">In progress</span></p>')
+    if timeline['started_at'] is not None and any(item['events'] for item in timeline['instances']):
+        out.extend(_html_run_chart(timeline))
+    out.append('<h2>Per instance</h2>')
+    out.append('<p class="legend">A bar per step, by result: <span class="success">Success</span>'
+               '<span class="error">Error</span><span class="progress">In progress</span></p>')
     if not timeline['instances']:
         out.append('<p>No instance actions recorded.</p>')
     for item in timeline['instances']:
@@ -345,7 +516,7 @@ def render_html(timeline):
 
 
 def _html_instance(item, run_start, run_end, span):
-    out = ['<section>', '<h2>%s %s <small>(%s)</small></h2>' % (
+    out = ['<section class="instance">', '<h3>%s %s <small>(%s)</small></h3>' % (
         _esc(item['domain_name']), _esc(item['name']), _esc(item['uuid']))]
     if item['action'] is None:
         out.extend(['<p>No action recorded.</p>', '</section>'])

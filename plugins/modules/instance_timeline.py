@@ -14,8 +14,11 @@ description:
     and their events - for each instance, every step with its start time, duration, offset from the run's start
     and result - so it is the same whoever ran the play.
   - Returns it as a dict and as lines readable in a terminal and, with O(dest_dir), writes it as
-    C(<request_id>.json) and a self-contained C(<request_id>.html) (inline CSS, no script or external resource,
-    a bar per step on the run's time scale and a table of the same data).
+    C(<request_id>.json) and a self-contained C(<request_id>.html) (inline CSS, no script or external resource).
+  - The HTML page starts with a chart of the whole run - a row per instance, each of its steps a segment on the
+    run's one time axis, a step's colour the same in every row, a legend of the step names, failed steps in red
+    and marked, each segment's times and result in its tooltip - so how the instances overlapped shows at a
+    glance. Then, per instance, a bar per step on the same time scale and a table of the same data.
   - Files are written atomically with mode C(0644), and only when their content differs. The timeline's
     C(generated_at) is the latest time recorded in its actions and events, not the current time, so a rerun
     over the same store content changes nothing.

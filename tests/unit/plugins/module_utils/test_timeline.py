@@ -14,7 +14,8 @@ import pytest
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.timeline import (
-    TimelineDriver, build_timeline, file_diffs, plan_timeline_files, render_html, render_json, render_text)
+    STEP_COLOURS, TimelineDriver, _axis_label, build_timeline, file_diffs, plan_timeline_files, render_html,
+    render_json, render_text, run_chart)
 
 WEB1 = '1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0'
 WEB2 = '2f1f7fe0-78fe-4c75-a9e7-8cef5f7f5fb1'
@@ -241,6 +242,124 @@ def test_html_bars_follow_the_run_scale_and_output_is_deterministic(db_path, wri
     assert 'class="bar success" style="left: %.3f%%; width: %.3f%%"' % (100 / 41.2, 200 / 41.2) in document
     assert document.count('class="bar ') == 4
     assert '<table>' in document and document.count('<tr><td class="num">') == 4
+
+
+def test_run_chart_puts_every_instance_on_one_axis(db_path, writer):
+    rebuild_run(writer)
+    chart = run_chart(timeline_of(db_path, 'req-1'))
+    assert chart['span_s'] == pytest.approx(41.2)
+    assert chart['steps'] == ['shutdown_instance', 'spawn']  # in the order they first start in the run
+    assert [(row['name'], row['uuid'], row['lanes']) for row in chart['rows']] == [('db-1', DB1, 1), ('web-1', WEB1, 1)]
+    positions = [[(s['name'], s['colour'], round(s['left'], 3), round(s['width'], 3), s['lane']) for s in row['segments']]
+                 for row in chart['rows']]
+    # Offsets from the run's start (web-1's shutdown at 14:02:03.1), not from each instance's own start.
+    assert positions == [
+        [('shutdown_instance', 0, round(100 / 41.2, 3), round(200 / 41.2, 3), 0),
+         ('spawn', 1, round(300 / 41.2, 3), round(400 / 41.2, 3), 0)],
+        [('shutdown_instance', 0, 0.0, round(3140 / 41.2, 3), 0),
+         ('spawn', 1, round(3190 / 41.2, 3), round(930 / 41.2, 3), 0)],
+    ]
+    assert chart['tick_s'] == 5
+    assert [(round(percent, 3), seconds) for percent, seconds in chart['ticks']] == [
+        (round(500 * count / 41.2, 3), 5 * count) for count in range(9)]
+
+
+def test_run_chart_gives_overlapping_steps_lanes_and_unfinished_ones_run_to_the_end(db_path, writer):
+    record(writer, WEB1, 'web-1', 'req-1', start=ts('10:00:00'), events=[
+        ('a', ts('10:00:00'), ts('10:00:04'), 'Success', None, None),
+        ('b', ts('10:00:01'), ts('10:00:02'), 'Success', None, None),
+        ('c', ts('10:00:02'), ts('10:00:03'), 'Success', None, None),
+        ('d', ts('10:00:04'), None, None, None, None),
+        ('e', ts('10:00:04'), ts('10:00:04'), 'Success', None, None),
+    ])
+    record(writer, WEB2, 'web-2', 'req-1', start=ts('10:00:00'), finish=ts('10:00:10'), events=[
+        ('d', ts('10:00:00'), ts('10:00:10'), 'Error', 'broke', None),
+    ])
+    chart = run_chart(timeline_of(db_path, 'req-1'))
+    web1, web2 = chart['rows']
+    assert chart['steps'] == ['a', 'd', 'b', 'c', 'e']
+    # b overlaps a; c starts as b ends; d starts as a ends; e (zero seconds) starts with the unfinished d.
+    assert [(s['name'], s['lane']) for s in web1['segments']] == [('a', 0), ('b', 1), ('c', 1), ('d', 0), ('e', 1)]
+    assert web1['lanes'] == 2 and web2['lanes'] == 1
+    unfinished = web1['segments'][3]
+    assert (unfinished['left'], unfinished['width']) == (40.0, 60.0)  # to the run's latest record, 10:00:10
+    assert web2['segments'][0]['colour'] == unfinished['colour'] == 1
+    document = render_html(timeline_of(db_path, 'req-1'))
+    assert 'class="seg s1 progress" style="left: 40.000%; width: 60.000%; top: 2px"' in document
+    assert 'class="seg s2" style="left: 10.000%; width: 10.000%; top: 26px"' in document
+    assert 'style="height: 48px; ' in document and 'style="height: 24px; ' in document
+
+
+def test_run_chart_html_rows_legend_failures_and_axis(db_path, writer):
+    rebuild_run(writer)
+    record(writer, WEB2, 'web-2', 'req-1', start=ts('14:02:05.0'), finish=ts('14:02:20.0'), message='failed', events=[
+        ('shutdown_instance', ts('14:02:05.0'), ts('14:02:06.0'), 'Success', None, None),
+        ('spawn', ts('14:02:06.0'), ts('14:02:20.0'), 'Error', 'libvirt: no space', None),
+    ])
+    document = render_html(timeline_of(db_path, 'req-1'))
+    run = document[document.index('<section class="run">'):document.index('</section>')]
+    assert document.index('<section class="run">') < document.index('<section class="instance">')
+    rows = [part.split('"', 1)[0] for part in run.split('<div class="row" data-instance="')[1:]]
+    assert rows == [DB1, WEB1, WEB2]
+    assert run.count('data-step=') == 6
+    # A segment per step on the run's axis, its name as label when wide enough, always in its title.
+    assert ('<div class="seg s0" style="left: 0.000%%; width: %.3f%%; top: 2px" title="web-1: shutdown_instance, '
+            '+0.0 s, 31.4 s, Success: Instance failed to shutdown in 30 seconds. Instance destroyed successfully." '
+            'data-instance="%s" data-step="shutdown_instance">shutdown_instance</div>' % (3140 / 41.2, WEB1)) in run
+    assert ('title="db-1: shutdown_instance, +1.0 s, 2.0 s, Success: Instance shutdown successfully." '
+            'data-instance="%s" data-step="shutdown_instance"></div>' % DB1) in run  # 4.9 %: too narrow for a label
+    # The failed step is marked, and so is its instance's row.
+    assert ('<div class="seg s1 failed" style="left: %.3f%%; width: %.3f%%; top: 2px" title="web-2: spawn, +2.9 s, '
+            '14.0 s, Error: libvirt: no space" data-instance="%s" data-step="spawn">\u2715 spawn</div>'
+            % (290 / 41.2, 1400 / 41.2, WEB2)) in run
+    assert '<span class="mark" title="a step failed">&#x2715;</span> web-2</div>' in run
+    assert run.count('class="mark"') == 1
+    assert ('<ul class="steps"><li data-legend-step="shutdown_instance"><span class="seg s0"></span>shutdown_instance'
+            '</li><li data-legend-step="spawn"><span class="seg s1"></span>spawn</li><li><span class="seg s0 failed">'
+            '</span>failed step (&#x2715;)</li></ul>') in run
+    assert 'unfinished step' not in run
+    assert '<span style="left: %.3f%%">40 s</span></div>' % (4000 / 41.2) in run
+    assert 'transparent %.3f%%)' % (500 / 41.2) in run  # a grid line every 5 s
+    # Each step name has one colour class in every row; the CSS defines them all.
+    assert run.count('class="seg s0') == 3 + 2 and run.count('class="seg s1') == 3 + 1  # rows, then legend
+    for index, (background, text) in enumerate(STEP_COLOURS):
+        assert '.s%d { background-color: %s; color: %s; }' % (index, background, text) in document
+
+
+def test_run_chart_lists_instances_without_steps_and_is_left_out_without_any(db_path, writer):
+    record(writer, WEB1, 'web-1', 'req-1', start=ts('10:00:00'), finish=ts('10:00:02'))
+    assert 'Whole run' not in render_html(timeline_of(db_path, 'req-1'))
+    record(writer, WEB2, 'web-2', 'req-1', start=ts('10:00:00'), finish=ts('10:00:02'), events=[
+        ('spawn', ts('10:00:00'), ts('10:00:02'), 'Success', None, None)])
+    record(writer, DB1, 'db-1', 'req-other', start=ts('10:00:00'))
+    document = render_html(timeline_of(db_path, 'req-1', uuids=[WEB1, WEB2, DB1]))
+    assert 'Whole run' in document
+    assert '<span class="none">no steps recorded</span>' in document
+    assert '<span class="none">no action recorded</span>' in document
+
+
+def test_run_chart_escapes_instance_and_step_names(db_path, writer):
+    record(writer, WEB1, '<script>alert(1)</script>', 'req-1', start=ts('10:00:00'), finish=ts('10:00:02'), events=[
+        ('<img src=x onerror=alert(2)>', ts('10:00:00'), ts('10:00:02'), 'Error', '"quoted" & <b>bold</b>', None),
+    ])
+    document = render_html(timeline_of(db_path, 'req-1'))
+    run = document[document.index('<section class="run">'):document.index('</section>')]
+    assert '<script' not in document and '<img' not in document and '<b>' not in document
+    assert '&#x2715;</span> &lt;script&gt;alert(1)&lt;/script&gt;</div>' in run
+    assert 'title="instance-00000001 &lt;script&gt;alert(1)&lt;/script&gt; (%s) rebuild Error"' % WEB1 in run
+    assert 'data-step="&lt;img src=x onerror=alert(2)&gt;"' in run
+    assert ('title="&lt;script&gt;alert(1)&lt;/script&gt;: &lt;img src=x onerror=alert(2)&gt;, +0.0 s, 2.0 s, '
+            'Error: &quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt;"') in run
+    assert '&#x2715; &lt;img src=x onerror=alert(2)&gt;</div>' not in run  # unlabelled: the legend names it
+    assert ('<li data-legend-step="&lt;img src=x onerror=alert(2)&gt;"><span class="seg s0"></span>'
+            '&lt;img src=x onerror=alert(2)&gt;</li>') in run
+
+
+@pytest.mark.parametrize('seconds, label', [
+    (0, '0 s'), (2.5, '2.5 s'), (0.30000000000000004, '0.3 s'), (45, '45 s'), (60, '1 min'), (150, '2 min 30 s'),
+    (3600, '1 h 00 min'), (5400, '1 h 30 min')])
+def test_axis_labels(seconds, label):
+    assert _axis_label(seconds) == label
 
 
 def test_json_is_sorted_and_round_trips(db_path, writer):
