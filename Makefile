@@ -2,6 +2,7 @@
 #   make setup  packages, .venv, host services (playbooks/host.yml), demo images; idempotent
 #   make demo   setup, then boot and rebuild the demo instances (inventory/demo), printing the step timeline
 #   make test   setup, then the whole suite
+#   make docs   the collection's HTML documentation site in .build/docs/html (tools/docs)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 COLLECTION_LINK := .build/collections/ansible_collections/kvmhost/lifecycle
 IMAGES_DIR ?= /var/lib/kvmhost/images
 
-.PHONY: setup system-packages venv collection-link host images demo demo-clean test unit sanity lint integration molecule bench build clean
+.PHONY: setup system-packages venv collection-link host images demo demo-clean test unit sanity lint docs integration molecule bench build clean
 
 setup: system-packages venv collection-link host images
 
@@ -63,6 +64,11 @@ molecule: setup
 # .build/bench (bench.json, bench.svg, bench.md). BENCH_SIZES=1 make bench for a quick check.
 bench: setup
 	@tools/bench --sizes "$${BENCH_SIZES:-1,5,10,20}"
+
+# The collection's HTML documentation (antsibull-docs and Sphinx, offline): open .build/docs/html/index.html.
+# `tools/run-tests docs` lints the documentation and the changelog, builds the site and checks its pages.
+docs: venv
+	@tools/docs
 
 build: venv
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist
