@@ -29,7 +29,22 @@ def test_built_collection_installs_and_documents_and_runs(tmp_path):
     with tarfile.open(str(tmp_path / tarball)) as archive:
         names = archive.getnames()
     assert 'plugins/modules/instance_record.py' in names and 'roles/kvm_host/meta/argument_specs.yml' in names
-    assert not [name for name in names if name.startswith(('.venv', '.build', '.git/', 'tests/output'))]
+    # What the collection promises to ship besides its content: the license, the changelog, tests and molecule.
+    for shipped in ('LICENSE', 'README.md', 'meta/runtime.yml', 'changelogs/changelog.yaml', 'tests/unit',
+                    'tests/integration', 'molecule/default/molecule.yml', 'docs/README.md'):
+        assert shipped in names, shipped
+    # galaxy.yml's build_ignore: the repository's development tooling and anything built or cached stay out.
+    development_only = {'Makefile', 'tools', 'requirements.in', 'requirements.txt', 'pytest.ini', 'ansible.cfg',
+                        'inventory', '.ansible-lint', '.ansible', '.ci', '.venv', '.build', '.cache', '.pytest_cache',
+                        '.git', '.gitignore'}
+    packed = sorted(name for name in names if name.split('/')[0] in development_only
+                    or name.startswith('tests/output') or name.endswith('.tar.gz') or '/__pycache__' in name)
+    assert not packed, packed
+    with tarfile.open(str(tmp_path / tarball)) as archive:
+        license_text = archive.extractfile('LICENSE').read().decode()
+    with open(os.path.join(ROOT, 'LICENSE'), encoding='utf-8') as license_file:
+        assert license_text == license_file.read()
+    assert 'GNU GENERAL PUBLIC LICENSE' in license_text and 'Version 3, 29 June 2007' in license_text
     installed = run([os.path.join(VENV_BIN, 'ansible-galaxy'), 'collection', 'install', str(tmp_path / tarball),
                      '-p', str(tmp_path / 'collections')], str(tmp_path), env)
     assert installed.returncode == 0, installed.stderr
