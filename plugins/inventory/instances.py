@@ -171,25 +171,16 @@ keyed_groups:
 
 import ipaddress
 import re
-import traceback
 from xml.etree import ElementTree
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import NOVA_NS, PACKAGE
+# libvirt-python's guarded import is libvirt_conn's, as the modules have it
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.libvirt_conn import (
-    CRASHED, LIBVIRT_STATE_NAMES, LIBVIRT_TO_POWER_STATE, NOSTATE, PAUSED, POWER_STATE_NAMES, RUNNING, SHUTDOWN,
-    SUSPENDED, VIR_ERR_NO_DOMAIN)
-
-try:
-    import libvirt
-    HAS_LIBVIRT = True
-    LIBVIRT_IMPORT_ERROR = None
-except ImportError:
-    libvirt = None
-    HAS_LIBVIRT = False
-    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
+    CRASHED, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, LIBVIRT_STATE_NAMES, LIBVIRT_TO_POWER_STATE, NOSTATE, PAUSED,
+    POWER_STATE_NAMES, RUNNING, SHUTDOWN, SUSPENDED, VIR_ERR_NO_DOMAIN, libvirt)
 
 DEFAULT_URI = 'qemu:///system'
 ALL_GROUP = 'kvmhost_instances'
