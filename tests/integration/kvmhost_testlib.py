@@ -18,6 +18,21 @@ COLLECTIONS = os.path.join(ROOT, '.build', 'collections')
 TEST_PREFIX = 'kvmhost-test-'
 
 
+def local_host_inventory(instances_path, state_db, timeline_dir, specs, **variables):
+    """The inventory of this machine as the one KVM host (virt_type qemu, the venv's Python), with its instances
+    path, state store, timeline directory and ``specs``; ``variables`` adds host variables."""
+    return {'all': {
+        'children': {'kvm_hosts': {'hosts': {'localhost': None}}},
+        'vars': dict({
+            'ansible_connection': 'local',
+            'ansible_python_interpreter': os.path.join(VENV_BIN, 'python'),
+            'kvmhost_virt_type': 'qemu',
+            'kvmhost_instances_path': instances_path,
+            'kvmhost_state_db': state_db,
+            'kvmhost_timeline_dir': timeline_dir,
+        }, kvmhost_instances=specs, **variables)}}
+
+
 def run_module(name, args, check=False, diff=False, timeout=300):
     """Run plugins/modules/<name>.py as Ansible runs it on a host: a JSON args file in, JSON out.
 

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
-from kvmhost_testlib import COLLECTIONS, ROOT, TEST_PREFIX, VENV_BIN, run_module
+from kvmhost_testlib import COLLECTIONS, ROOT, TEST_PREFIX, VENV_BIN, local_host_inventory, run_module
 
 ansible_runner = pytest.importorskip('ansible_runner')
 libvirt = pytest.importorskip('libvirt')
@@ -93,17 +93,8 @@ class PrivateDataDir(object):
             yaml.safe_dump(data, handle, default_flow_style=False, sort_keys=False)
 
     def write_inventory(self):
-        self._write('inventory/hosts', {'all': {
-            'children': {'kvm_hosts': {'hosts': {'localhost': None}}},
-            'vars': {
-                'ansible_connection': 'local',
-                'ansible_python_interpreter': os.path.join(VENV_BIN, 'python'),
-                'kvmhost_virt_type': 'qemu',
-                'kvmhost_instances_path': self.instances_path,
-                'kvmhost_state_db': self.state_db,
-                'kvmhost_timeline_dir': os.path.join(self.dir, 'timelines'),
-                'kvmhost_instances': self.specs,
-            }}})
+        self._write('inventory/hosts', local_host_inventory(self.instances_path, self.state_db,
+                                                            os.path.join(self.dir, 'timelines'), self.specs))
 
     def run(self, playbook, extravars):
         """ansible_runner.run() of project/<playbook>; returns (runner, events as event_handler got them)."""

@@ -35,7 +35,7 @@ import yaml
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore, to_datetime
 from kvmhost_testlib import (
-    TEST_PREFIX, VENV_BIN, recap, restart_host_daemon, run_module, run_playbook, start_playbook)
+    TEST_PREFIX, local_host_inventory, recap, restart_host_daemon, run_module, run_playbook, start_playbook)
 
 libvirt = pytest.importorskip('libvirt')
 
@@ -163,19 +163,8 @@ class Host(object):
         """The inventory with every spec, ``overrides`` ({uuid: spec}) replacing some for one run and the UUIDs of
         ``without`` left out (their specs have left the inventory)."""
         specs = [dict((overrides or {}).get(uuid, spec)) for uuid, spec in self.specs.items() if uuid not in without]
-        inventory = {'all': {
-            'children': {'kvm_hosts': {'hosts': {'localhost': None}}},
-            'vars': {
-                'ansible_connection': 'local',
-                'ansible_python_interpreter': os.path.join(VENV_BIN, 'python'),
-                'kvmhost_virt_type': 'qemu',
-                'kvmhost_instances_path': self.instances_path,
-                'kvmhost_state_db': self.state_db,
-                'kvmhost_timeline_dir': self.timeline_dir,
-                'kvmhost_shutdown_timeout': 30,
-                'kvmhost_shutdown_retry_interval': 2,
-                'kvmhost_instances': specs,
-            }}}
+        inventory = local_host_inventory(self.instances_path, self.state_db, self.timeline_dir, specs,
+                                         kvmhost_shutdown_timeout=30, kvmhost_shutdown_retry_interval=2)
         with open(self.inventory, 'w') as handle:
             yaml.safe_dump(inventory, handle, default_flow_style=False, sort_keys=False)
 
