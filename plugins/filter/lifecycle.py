@@ -16,16 +16,16 @@ from ansible.errors import AnsibleFilterError
 
 
 def network_info(vifs, plug_results=None):
-    """Nova's network info model of an instance's VIFs (what the info cache holds); see vif_plug.network_info."""
+    """Nova's network info model of an instance's VIFs (what the info cache holds); see module_utils.network.vif.network_info."""
     if not isinstance(vifs, list):
         raise AnsibleFilterError('network_info: vifs must be a list, got %s' % type(vifs).__name__)
-    from ansible_collections.kvmhost.lifecycle.plugins.module_utils import vif_plug  # pylint: disable=import-outside-toplevel
+    from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import vif as vif_plug  # pylint: disable=import-outside-toplevel
     return vif_plug.network_info(vifs, plug_results)
 
 
 def volume_secret_placeholders(spec):
     """{volume id: placeholder secret UUID} for the CHAP volumes of an instance spec; see domain_xml."""
-    from ansible_collections.kvmhost.lifecycle.plugins.module_utils import domain_xml  # pylint: disable=import-outside-toplevel
+    from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import domain_xml  # pylint: disable=import-outside-toplevel
     return domain_xml.volume_secret_placeholders(spec)
 
 

@@ -166,9 +166,9 @@ skipped_instances:
   elements: str
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_lifecycle import DomainDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import run_step_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain import DomainDriver
 
 ITEM_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT, argument_specs.SHUTDOWN,

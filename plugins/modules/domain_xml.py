@@ -426,9 +426,9 @@ skipped_instances:
   elements: str
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import run_step_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (
     CPU_MODES, DISK_CACHE_MODES, VIRT_TYPES, DomainXmlDriver)
 
 ITEM_SPEC = argument_specs.merged(

@@ -105,8 +105,8 @@ log_file:
   sample: /var/log/kvmhost/libvirtd.log
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.daemons import DaemonDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.host.host_daemon import DaemonDriver
 
 ARGUMENT_SPEC = dict(
     name=dict(type='str', required=True),

@@ -97,9 +97,9 @@ store_exists:
   type: bool
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_queries import InfoDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.instance_info import InfoDriver
 
 ARGUMENT_SPEC = argument_specs.merged(
     argument_specs.STATE_STORE, argument_specs.LIBVIRT,

@@ -258,10 +258,10 @@ skipped_instances:
   elements: str
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_records import RecordDriver
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import (
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import run_step_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.instance_record import RecordDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
     ACTIONS, TASK_STATES, VM_STATES)
 
 ITEM_SPEC = argument_specs.merged(

@@ -238,9 +238,9 @@ released:
   elements: str
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.timeline import FORMATS, TimelineDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.instance_timeline import FORMATS, TimelineDriver
 
 ARGUMENT_SPEC = argument_specs.merged(
     argument_specs.STATE_STORE,

@@ -202,9 +202,9 @@ skipped_instances:
   elements: str
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_transfer import STATES, InstanceTransferDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import run_step_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.instance_transfer import STATES, InstanceTransferDriver
 
 ITEM_SPEC = argument_specs.merged(
     argument_specs.INSTANCES_PATH, argument_specs.LIBVIRT, argument_specs.STATE_STORE,

@@ -226,9 +226,9 @@ skipped_instances:
   elements: str
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_host import VolumesDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import run_step_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.host_transport import VolumesDriver
 
 ITEM_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT,

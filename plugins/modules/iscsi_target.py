@@ -139,9 +139,9 @@ actions:
   elements: str
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi_target import IscsiTargetDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.iscsi_target import IscsiTargetDriver
 
 ARGUMENT_SPEC = argument_specs.merged(
     iqn=dict(type='str', required=True),

@@ -114,9 +114,9 @@ recorded_instances:
   elements: str
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.base import run_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.resource_audit import AuditDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import run_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.host.resource_audit import AuditDriver
 
 ARGUMENT_SPEC = argument_specs.merged(
     argument_specs.STATE_STORE, argument_specs.LIBVIRT, argument_specs.INSTANCES_PATH,

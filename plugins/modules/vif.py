@@ -247,9 +247,9 @@ skipped_instances:
   elements: str
 '''
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import run_step_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.vif_plug import VifsDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import run_step_module
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.vif import VifsDriver
 
 VIF_OPTIONS = dict(
     id=dict(type='str', required=True),

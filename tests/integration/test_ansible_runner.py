@@ -26,7 +26,7 @@ import uuid as uuid_lib
 import pytest
 import yaml
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore
 from kvmhost_testlib import COLLECTIONS, ROOT, TEST_PREFIX, VENV_BIN, local_host_inventory, run_module
 
 ansible_runner = pytest.importorskip('ansible_runner')

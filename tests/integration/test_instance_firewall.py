@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.firewall_rules import (
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import (
     build_instance_rules, check_firewall_spec)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -214,7 +214,7 @@ def test_bad_input_fails_and_changes_nothing(netns):
 
 
 BAD_LINE_WRAPPER = '''
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils import iptables_apply
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall as iptables_apply
 from ansible_collections.kvmhost.lifecycle.plugins.modules import instance_firewall
 
 

@@ -23,7 +23,7 @@ from kvmhost_testlib import ROOT, VENV_BIN
 libvirt = pytest.importorskip('libvirt')
 etree = pytest.importorskip('lxml.etree')
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (  # noqa: E402
     build_domain_xml, check_domain_spec)
 
 PORT = '8dbfeeff-e21c-4b3d-b527-77845d2a998b'

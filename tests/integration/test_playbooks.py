@@ -33,7 +33,7 @@ import uuid as uuid_lib
 import pytest
 import yaml
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore, to_datetime
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore, to_datetime
 from kvmhost_testlib import (
     TEST_PREFIX, local_host_inventory, recap, restart_host_daemon, run_module, run_playbook, start_playbook)
 

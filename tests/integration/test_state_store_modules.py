@@ -12,7 +12,7 @@ import uuid as uuid_lib
 
 import pytest
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state_store import StateStore
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore
 from kvmhost_testlib import ROOT, recap, run_module, run_playbook
 
 UUID = '1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0'

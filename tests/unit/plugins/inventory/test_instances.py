@@ -27,7 +27,7 @@ pytest.importorskip('lxml.etree')  # the builder needs it; the plugin itself rea
 from ansible.errors import AnsibleParserError  # noqa: E402
 
 from ansible_collections.kvmhost.lifecycle.plugins.inventory import instances as plugin_module  # noqa: E402
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.domain_xml import (  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (  # noqa: E402
     build_domain_xml, check_domain_spec)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))

@@ -23,9 +23,9 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.batch import BATCH, BatchRunner, step_argument_spec
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.instance_check import InstanceCheckDriver, check_spec
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import BATCH, BatchRunner, step_argument_spec
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.host.instance_check import InstanceCheckDriver, check_spec
 
 COLLECTION = 'ansible_collections.kvmhost.lifecycle.plugins'
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))

@@ -50,10 +50,19 @@ def module_docs(name):
     return docs
 
 
+def utils_files():
+    """The module_utils files, as paths relative to plugins/module_utils (``network/links.py``)."""
+    found = []
+    for directory, _dirs, files in os.walk(MODULE_UTILS):
+        found.extend(os.path.relpath(os.path.join(directory, name), MODULE_UTILS) for name in files
+                     if name.endswith('.py') and name != '__init__.py')
+    return sorted(found)
+
+
 def classes():
     """{class name: (ast.ClassDef, module_utils file name)} over module_utils."""
     found = {}
-    for file_name in sorted(os.listdir(MODULE_UTILS)):
+    for file_name in utils_files():
         if file_name.endswith('.py'):
             with open(os.path.join(MODULE_UTILS, file_name)) as handle:
                 for node in ast.walk(ast.parse(handle.read())):
@@ -258,28 +267,34 @@ def test_the_collection_finds_what_the_drivers_build():
 # The host tools each module_utils file runs (argv[0] of its run_command calls), and how the requirements of a
 # module that uses it name them.
 TOOLS = {
-    'host_links.py': ['ip', 'ovs-vsctl'],
-    'instance_disks.py': ['qemu-img'],
-    'iptables_apply.py': ['iptables-save', 'iptables-restore'],
-    'iscsi_discovery.py': ['iscsi-ls'],
-    'iscsi_host.py': ['iscsiadm'],
-    'iscsi_target.py': ['tgtadm'],
-    'resource_audit.py': ['qemu-img'],
+    'network/links.py': ['ip', 'ovs-vsctl'],
+    'storage/disk_files.py': ['qemu-img'],
+    'network/instance_firewall.py': ['iptables-save', 'iptables-restore'],
+    'iscsi/probe.py': ['iscsi-ls'],
+    'iscsi/host_transport.py': ['iscsiadm'],
+    'iscsi/iscsi_target.py': ['tgtadm'],
+    'host/resource_audit.py': ['qemu-img'],
 }
 # Tools a module_utils file imports but the module never runs (a constant, a parser): name -> files.
 NOT_RUN = {
-    'iscsi_target': {'iscsi_discovery.py'},      # only its timeout exit code
-    'instance_check': {'instance_disks.py', 'resource_audit.py'},  # their pure helpers (sizes); no command
+    'iscsi_target': {'iscsi/probe.py'},      # only its timeout exit code
+    'instance_check': {'storage/disk_files.py', 'host/resource_audit.py'},  # their pure helpers (sizes); no command
 }
 
 
 def used_utils(name):
     """module_utils files the module imports, directly or through others."""
     def imports(source):
-        found = set(re.findall(r'plugins\.module_utils\.(\w+) import', source))
-        for group in re.findall(r'plugins\.module_utils import \(?([\w, \n]+)\)?', source):
-            found.update(part.split()[0] for part in group.split(',') if part.strip())  # x as y: x
-        return set(part + '.py' for part in found if os.path.exists(os.path.join(MODULE_UTILS, part + '.py')))
+        found = set()
+        for dotted, group in re.findall(r'plugins\.module_utils\.([\w.]+) import \(?([\w, \n]+)\)?', source):
+            path = dotted.replace('.', '/')
+            if os.path.exists(os.path.join(MODULE_UTILS, path + '.py')):
+                found.add(path + '.py')
+                continue
+            for part in group.split(','):  # a package: from ...network import links as hl
+                if part.strip():
+                    found.add('%s/%s.py' % (path, part.split()[0]))
+        return set(part for part in found if os.path.exists(os.path.join(MODULE_UTILS, part)))
     seen, todo = set(), imports(module_source(name))
     while todo:
         current = todo.pop()
@@ -291,9 +306,9 @@ def used_utils(name):
 
 
 def test_the_tools_table_knows_every_run_command():
-    """A module_utils file that runs a command is in TOOLS (or runs the user's command, like daemons.py)."""
-    for file_name in sorted(os.listdir(MODULE_UTILS)):
-        if not file_name.endswith('.py') or file_name in ('batch.py', 'daemons.py'):
+    """A module_utils file that runs a command is in TOOLS (or runs the user's command, like host_daemon.py)."""
+    for file_name in utils_files():
+        if file_name in ('core/batch.py', 'host/host_daemon.py'):
             continue
         with open(os.path.join(MODULE_UTILS, file_name)) as handle:
             if 'run_command(' in handle.read():
