@@ -11,22 +11,22 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 # The module_utils these filters share with the modules are imported where they are used: every task's worker
-# loads this file anew, and importing vif_plug and domain_xml (and what they import) up front cost each task
+# loads this file anew, and importing network.vif and virt.domain_spec (and what they import) up front cost each task
 # that templates a filter about 50 ms of the controller's time.
 
 
 def network_info(vifs, plug_results=None):
-    """Nova's network info model of an instance's VIFs (what the info cache holds); see module_utils.network.vif.network_info."""
+    """Nova's network info model of an instance's VIFs (what the info cache holds); see network/vif.py."""
     if not isinstance(vifs, list):
         raise AnsibleFilterError('network_info: vifs must be a list, got %s' % type(vifs).__name__)
-    from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import vif as vif_plug  # pylint: disable=import-outside-toplevel
-    return vif_plug.network_info(vifs, plug_results)
+    from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import vif  # pylint: disable=import-outside-toplevel
+    return vif.network_info(vifs, plug_results)
 
 
 def volume_secret_placeholders(spec):
-    """{volume id: placeholder secret UUID} for the CHAP volumes of an instance spec; see domain_xml."""
-    from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import domain_xml  # pylint: disable=import-outside-toplevel
-    return domain_xml.volume_secret_placeholders(spec)
+    """{volume id: placeholder secret UUID} for the CHAP volumes of an instance spec; see virt/domain_spec.py."""
+    from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import domain_spec  # pylint: disable=import-outside-toplevel
+    return domain_spec.volume_secret_placeholders(spec)
 
 
 def outcomes_by_uuid(results, uuid_path=('item', 'uuid')):

@@ -428,8 +428,9 @@ skipped_instances:
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import run_step_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (
-    CPU_MODES, DISK_CACHE_MODES, VIRT_TYPES, DomainXmlDriver)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import (
+    CPU_MODES, DISK_CACHE_MODES, VIRT_TYPES)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import DomainXmlDriver
 
 ITEM_SPEC = argument_specs.merged(
     argument_specs.INSTANCES_PATH,

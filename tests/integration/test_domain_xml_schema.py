@@ -29,7 +29,8 @@ import pytest
 
 from kvmhost_testlib import ROOT, run_module
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml, check_domain_spec
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import check_domain_spec
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.drift import domain_drift
 
 GOLDEN = sorted(glob.glob(os.path.join(ROOT, 'tests', 'unit', 'plugins', 'module_utils', 'golden', 'domain_xml',

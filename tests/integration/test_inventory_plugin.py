@@ -23,8 +23,8 @@ from kvmhost_testlib import ROOT, VENV_BIN
 libvirt = pytest.importorskip('libvirt')
 etree = pytest.importorskip('lxml.etree')
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (  # noqa: E402
-    build_domain_xml, check_domain_spec)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import check_domain_spec  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml  # noqa: E402
 
 PORT = '8dbfeeff-e21c-4b3d-b527-77845d2a998b'
 

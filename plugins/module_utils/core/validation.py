@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import uuid as uuid_lib
@@ -98,3 +99,67 @@ def check_writable_parent(path, field, predicted_parent=False):
     if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
         raise KvmhostError('%s is not readable and writable' % path, field=field)
     return path
+
+
+MIN_MTU, MAX_MTU = 68, 65535
+MIN_VLAN, MAX_VLAN = 1, 4094  # 802.1Q: 0 and 4095 are reserved
+MIN_PORT, MAX_PORT = 1, 65535  # TCP and UDP ports
+MAX_LUN = 16383
+_IFNAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,14}')
+_MAC_RE = re.compile(r'[0-9a-f]{2}(?::[0-9a-f]{2}){5}')
+_IQN_RE = re.compile(r'iqn\.[0-9]{4}-(?:0[1-9]|1[0-2])\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?'
+                     r'(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[a-z0-9.:-]+)?', re.IGNORECASE)
+_EUI_RE = re.compile(r'eui\.[0-9a-f]{16}', re.IGNORECASE)
+_MAX_IQN = 223  # RFC 3720: an iSCSI name is at most 223 bytes
+_PORTAL_RE = re.compile(r'(?:\[(?P<ipv6>[^\]]+)\]|(?P<ipv4>[0-9.]+)):(?P<port>[0-9]{1,5})')
+
+
+def check_mac(value, field):
+    """A unicast 6-octet MAC address, returned in lower case."""
+    mac = value.lower() if isinstance(value, str) else value
+    if not isinstance(mac, str) or not _MAC_RE.fullmatch(mac):
+        raise KvmhostError('must be a MAC address of 6 hex octets like fa:16:3e:81:a8:b4, got %r' % (value,),
+                           field=field)
+    if int(mac[:2], 16) & 1:
+        raise KvmhostError('must be a unicast MAC address (the lowest bit of the first octet clear), got %s' % mac,
+                           field=field)
+    if mac == '00:00:00:00:00:00':
+        raise KvmhostError('must not be all zeros', field=field)
+    return mac
+
+
+def check_ifname(value, field):
+    """A Linux network device name: at most 15 characters, no '/', no spaces, no ':'."""
+    if not isinstance(value, str) or not _IFNAME_RE.fullmatch(value) or '..' in value:
+        raise KvmhostError('must be a network device name of 1-15 letters, digits and ._- without "..", '
+                           'starting with a letter or digit; got %r' % (value,), field=field)
+    return value
+
+
+def check_iqn(value, field):
+    """An iSCSI qualified name: iqn.YYYY-MM.reversed.domain[:name] or eui. and 16 hex digits."""
+    if (not isinstance(value, str) or len(value) > _MAX_IQN
+            or not (_IQN_RE.fullmatch(value) or _EUI_RE.fullmatch(value))):
+        raise KvmhostError('must be an iSCSI name like iqn.2026-11.org.example:volume-1 '
+                           '(iqn.YYYY-MM.reversed.domain[:name]) or eui. and 16 hex digits; got %r' % (value,),
+                           field=field)
+    return value
+
+
+def check_portal(value, field):
+    """``ADDRESS:PORT`` with an IPv4 address or a bracketed IPv6 address; returns (address, port)."""
+    match = _PORTAL_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise KvmhostError('must be ADDRESS:PORT with an IP address (IPv6 in brackets), like 127.0.0.1:3260; '
+                           'got %r' % (value,), field=field)
+    address = match.group('ipv4') or match.group('ipv6')
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise KvmhostError('%r is not a valid IP address' % address, field=field)
+    if (parsed.version == 6) != bool(match.group('ipv6')):
+        raise KvmhostError('an IPv6 address must be written in brackets, like [fd00::1]:3260', field=field)
+    port = int(match.group('port'))
+    if not MIN_PORT <= port <= MAX_PORT:
+        raise KvmhostError('port must be %d..%d, got %d' % (MIN_PORT, MAX_PORT, port), field=field)
+    return str(parsed), port

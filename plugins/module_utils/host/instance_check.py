@@ -30,8 +30,12 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import
     KNOWN_ERRORS, ModuleDriver, describe_error, forget_passwords)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import without_none
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain import VIR_DOMAIN_XML_INACTIVE
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (
-    DEFAULT_OVS_BRIDGE, NOVA_NS, check_domain_spec, check_portal, domain_name, read_text, volume_secret_placeholders)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_portal
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.names import DEFAULT_OVS_BRIDGE
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import (
+    check_domain_spec, domain_name, volume_secret_placeholders)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import NOVA_NS
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import check_firewall_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_cache import ImageCache, image_base_name, parse_source

@@ -26,7 +26,7 @@ import re
 import time
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import check_portal
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_portal
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import EachDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.iscsi_attach import IscsiAttachDriver, disk_xml

@@ -19,8 +19,8 @@ import time
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan, forget_passwords
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain import LibvirtDriver
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (
-    check_volume, disk_element, etree, require_lxml)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import check_volume
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import disk_element, etree, require_lxml
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.probe import (
     LibiscsiRunner, check_target_answers)

@@ -21,8 +21,8 @@ import re
 import stat
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan, forget_secret
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (
-    MAX_LUN, check_iqn, read_text, write_atomic)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text, write_atomic
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import MAX_LUN, check_iqn
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.probe import TIMEOUT_RC
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_absolute_path

@@ -30,7 +30,7 @@ import re
 import stat
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import read_text, write_atomic
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text, write_atomic
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore, to_datetime
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (

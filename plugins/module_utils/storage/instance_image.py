@@ -15,7 +15,7 @@ import functools
 import os
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import (
     MAX_DISK_GB, MAX_MEMORY_MB, MAX_SWAP_MB, MAX_VCPUS)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_cache import (

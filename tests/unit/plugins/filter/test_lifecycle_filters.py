@@ -13,7 +13,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.filter import lifecycle
 from ansible_collections.kvmhost.lifecycle.plugins.filter.lifecycle import (
     failure_cause, instance_ref, network_info, outcomes_by_uuid, select_instances,
     volume_secret_placeholders)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import PLACEHOLDER_SECRET_UUID
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import PLACEHOLDER_SECRET_UUID
 
 A = '1E0E6ED9-67FD-4B64-98D6-7BDE4F6F4FA0'
 B = '5b7e4c2a-0d3f-4e8b-9a61-2c4d8e0f1a3b'

@@ -27,8 +27,8 @@ pytest.importorskip('lxml.etree')  # the builder needs it; the plugin itself rea
 from ansible.errors import AnsibleParserError  # noqa: E402
 
 from ansible_collections.kvmhost.lifecycle.plugins.inventory import instances as plugin_module  # noqa: E402
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (  # noqa: E402
-    build_domain_xml, check_domain_spec)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import check_domain_spec  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), 'ansible-inventory')

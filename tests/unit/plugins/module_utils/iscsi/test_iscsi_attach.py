@@ -279,7 +279,7 @@ def test_bad_volume(libvirt_fakes, overrides, field):
 
 def test_secret_and_disk_xml():
     assert '<usage type="iscsi"><target>kvmhost-volume-v1</target></usage>' in secret_xml('v1')
-    from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import Disk
+    from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import Disk
     disk = Disk(target='vdb', kind='volume', volume_id='v1', transport='qemu', iscsi_name=IQN + '/1',
                 host='127.0.0.1', port=3260, auth_username='u', secret_uuid='aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee')
     text = disk_xml(disk, 'none')

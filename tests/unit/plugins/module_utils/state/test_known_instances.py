@@ -17,8 +17,8 @@ import pytest
 
 pytest.importorskip('lxml.etree')
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import (  # noqa: E402
-    build_domain_xml, check_domain_spec)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import check_domain_spec  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.known_instances import (  # noqa: E402
     known_instance, vifs_of_domain_xml, vifs_of_network_info, volumes_of_domain_xml)
