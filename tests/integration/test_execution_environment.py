@@ -115,7 +115,7 @@ def test_build_context_holds_the_collection_tarball_with_its_ee_requirements(bui
         python = archive.extractfile(meta['dependencies']['python']).read().decode()
         system = archive.extractfile(meta['dependencies']['system']).read().decode()
     assert {'plugins/inventory/instances.py', 'playbooks/boot.yml', 'meta/runtime.yml'} <= names
-    assert {'libvirt-python', 'lxml'} <= set(requirement_lines(python))
+    assert set(requirement_lines(python)) == {'libvirt-python'}
     assert 'libvirt-devel [compile platform:rpm]' in requirement_lines(system)
     assert 'libvirt-dev [compile platform:dpkg]' in requirement_lines(system)
 
@@ -143,7 +143,7 @@ def test_galaxy_and_builder_stages_install_the_collection_and_find_its_requireme
          '--write-pip', str(tmp_path / 'pip.txt'), '--write-bindep', str(tmp_path / 'bindep.txt')], build)
     pip = requirement_lines((tmp_path / 'pip.txt').read_text())
     bindep = requirement_lines((tmp_path / 'bindep.txt').read_text())
-    assert {'libvirt-python', 'lxml'} <= set(pip)
+    assert 'libvirt-python' in pip and 'lxml' not in pip
     for package in ('libvirt-libs [platform:rpm]', 'libvirt0 [platform:dpkg]', 'gcc [compile]',
                     'libvirt-devel [compile platform:rpm]', 'python3-devel [compile platform:rpm]',
                     'openssh-clients [platform:rpm]', 'openssh-client [platform:dpkg]'):
@@ -162,5 +162,5 @@ def test_introspect_of_the_working_tree_finds_the_collections_requirements(tmp_p
     report = yaml.safe_load(output[output.index('---'):].split('\n\n')[0])
     assert 'libvirt-python  # from collection kvmhost.lifecycle' in report['python']
     assert 'libvirt-dev [compile platform:dpkg]  # from collection kvmhost.lifecycle' in report['system']
-    assert {'libvirt-python', 'lxml'} <= set(requirement_lines((tmp_path / 'pip.txt').read_text()))
+    assert 'libvirt-python' in set(requirement_lines((tmp_path / 'pip.txt').read_text()))
     assert 'openssh-client [platform:dpkg]' in requirement_lines((tmp_path / 'bindep.txt').read_text())

@@ -16,7 +16,8 @@ INSTANCES_PATH = dict(instances_path=dict(type='path', default='/var/lib/kvmhost
 # doc fragment kvmhost.lifecycle.state_store
 STATE_STORE = dict(state_db=dict(type='path', default=DEFAULT_STATE_DB))
 
-# The `network` of a VIF in the instance spec (CONTRACT.md), as domain_xml, vif and instance_firewall take it.
+# The `network` of a VIF in the instance spec (the README's "Instance specs"), as domain_xml, vif and
+# instance_firewall take it.
 VIF_NETWORK = dict(
     id=dict(type='str'),
     label=dict(type='str'),
@@ -32,7 +33,7 @@ VIF_NETWORK = dict(
     )),
 )
 
-# A volume of the instance spec (CONTRACT.md), as domain_xml and iscsi_attach take it.
+# A volume of the instance spec (the README's "Instance specs"), as domain_xml and iscsi_attach take it.
 VOLUME = dict(
     id=dict(type='str', required=True),
     device_name=dict(type='str', required=True),
