@@ -51,6 +51,22 @@ def test_ingress_chain_in_canonical_order():
     ]
 
 
+def test_egress_chain_in_canonical_order():
+    lines = chains([dict(direction='egress', protocol='tcp', port_range_min=443, port_range_max=443)],
+                   allow_same_network=True)['kvmhost-o8dbfeeff-e2']
+    assert lines == [
+        '-A kvmhost-o8dbfeeff-e2 -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN',
+        '-A kvmhost-o8dbfeeff-e2 -j kvmhost-s8dbfeeff-e2',
+        '-A kvmhost-o8dbfeeff-e2 -p udp -m udp --sport 68 --dport 67 -j RETURN',
+        '-A kvmhost-o8dbfeeff-e2 -p udp -m udp --sport 67 --dport 68 -j DROP',
+        '-A kvmhost-o8dbfeeff-e2 -m state --state INVALID -j DROP',
+        '-A kvmhost-o8dbfeeff-e2 -m state --state RELATED,ESTABLISHED -j RETURN',
+        '-A kvmhost-o8dbfeeff-e2 -d 10.10.10.0/24 -j RETURN',
+        '-A kvmhost-o8dbfeeff-e2 -p tcp -m tcp --dport 443 -j RETURN',
+        '-A kvmhost-o8dbfeeff-e2 -j %s' % FALLBACK_CHAIN,
+    ]
+
+
 def test_egress_and_anti_spoofing():
     result = chains([dict(direction='egress', protocol='udp', port_range_min=53, remote_ip_prefix='10.0.0.0/8')])
     egress, spoof = result['kvmhost-o8dbfeeff-e2'], result['kvmhost-s8dbfeeff-e2']
