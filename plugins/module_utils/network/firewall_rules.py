@@ -276,11 +276,30 @@ def _add(lines, chain, match, target):
     lines.append(' '.join(part for part in ('-A', chain, match, '-j', target) if part))
 
 
+def _add_conntrack(lines, chain):
+    """Drop what conntrack calls invalid, let the replies of allowed connections through."""
+    _add(lines, chain, '-m state --state INVALID', 'DROP')
+    _add(lines, chain, '-m state --state RELATED,ESTABLISHED', 'RETURN')
+
+
+def _add_allowed(lines, chain, spec, port, family, direction):
+    """The end of a port's ingress or egress chain: its own networks (with allow_same_network), the security
+    groups' rules of that direction, then the fallback chain, which drops the rest."""
+    version = 4 if family == 'ipv4' else 6
+    if spec.allow_same_network:
+        for cidr in port.cidrs:
+            if cidr.version == version:
+                _add(lines, chain, '%s %s' % ('-s' if direction == 'ingress' else '-d', cidr), 'RETURN')
+    for rule in spec.rules:
+        if rule.direction == direction and rule.family == family:
+            _add(lines, chain, _match(rule, family), 'RETURN')
+    _add(lines, chain, '', FALLBACK_CHAIN)
+
+
 def _ingress_rules(spec, port, family):
     chain = port_chain('i', port)
     lines = []
-    _add(lines, chain, '-m state --state INVALID', 'DROP')
-    _add(lines, chain, '-m state --state RELATED,ESTABLISHED', 'RETURN')
+    _add_conntrack(lines, chain)
     version = 4 if family == 'ipv4' else 6
     if family == 'ipv6':
         for icmp_type in _ICMPV6_INGRESS:
@@ -289,14 +308,7 @@ def _ingress_rules(spec, port, family):
         if server.version == version:
             sport, dport = (67, 68) if version == 4 else (547, 546)
             _add(lines, chain, '-s %s -p udp -m udp --sport %d --dport %d' % (_host(server), sport, dport), 'RETURN')
-    if spec.allow_same_network:
-        for cidr in port.cidrs:
-            if cidr.version == version:
-                _add(lines, chain, '-s %s' % cidr, 'RETURN')
-    for rule in spec.rules:
-        if rule.direction == 'ingress' and rule.family == family:
-            _add(lines, chain, _match(rule, family), 'RETURN')
-    _add(lines, chain, '', FALLBACK_CHAIN)
+    _add_allowed(lines, chain, spec, port, family, 'ingress')
     return lines
 
 
@@ -318,16 +330,8 @@ def _egress_rules(spec, port, family):
             _add(lines, chain, '-p ipv6-icmp -m icmp6 --icmpv6-type %d' % icmp_type, 'RETURN')
         _add(lines, chain, '-p udp -m udp --sport 546 --dport 547', 'RETURN')
         _add(lines, chain, '-p udp -m udp --sport 547 --dport 546', 'DROP')
-    _add(lines, chain, '-m state --state INVALID', 'DROP')
-    _add(lines, chain, '-m state --state RELATED,ESTABLISHED', 'RETURN')
-    if spec.allow_same_network:
-        for cidr in port.cidrs:
-            if cidr.version == version:
-                _add(lines, chain, '-d %s' % cidr, 'RETURN')
-    for rule in spec.rules:
-        if rule.direction == 'egress' and rule.family == family:
-            _add(lines, chain, _match(rule, family), 'RETURN')
-    _add(lines, chain, '', FALLBACK_CHAIN)
+    _add_conntrack(lines, chain)
+    _add_allowed(lines, chain, spec, port, family, 'egress')
     spoof_lines = []
     sources = [ip for ip in port.ips if ip.version == version]
     if family == 'ipv6':
