@@ -34,7 +34,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files impor
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_portal
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.names import DEFAULT_OVS_BRIDGE
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import (
-    check_domain_spec, domain_name, volume_secret_placeholders)
+    check_domain_spec, volume_secret_placeholders)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import NOVA_NS
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import check_firewall_spec
@@ -45,7 +45,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection 
     LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, domains_by_local_id, require_libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.host.resource_audit import read_meminfo
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
-    INTERRUPTED, MAX_CLAIM_STALE_SECONDS, MIN_CLAIM_STALE_SECONDS, StateStore)
+    INTERRUPTED, MAX_CLAIM_STALE_SECONDS, MIN_CLAIM_STALE_SECONDS, StateStore, domain_name)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import MAX_TIMEOUT, check_int, check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.vif import check_vif_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.drift import domain_drift, parse_xml

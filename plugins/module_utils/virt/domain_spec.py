@@ -21,6 +21,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation 
     check_mac, check_portal, check_uuid)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.names import (
     DEFAULT_OVS_BRIDGE, check_port_id, qbr_name, tap_name)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import domain_name
 
 VIRT_TYPES = ('kvm', 'qemu')
 VNC_VIRT_TYPES = ('kvm', 'qemu')  # Nova: every virt type but lxc and uml
@@ -42,11 +43,6 @@ _DEVICE_NAME_RE = re.compile(r'vd[b-z]')
 # Characters XML 1.0 cannot carry at all; lxml would raise a bare ValueError on them.
 _NOT_XML_CHAR_RE = re.compile('[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]')
 _CONTROL_RE = re.compile('[\x00-\x1f\x7f]')
-
-
-def domain_name(local_id):
-    """The libvirt domain name of a host-local instance id."""
-    return 'instance-%08x' % local_id
 
 
 def iscsi_by_path(host, port, iqn, lun):
