@@ -20,6 +20,9 @@ class KvmhostError(Exception):
         self.details = details
 
     def __str__(self):
-        if self.field and not self.msg.startswith(self.field):
-            return '%s: %s' % (self.field, self.msg)
-        return self.msg
+        """``field: msg``, unless the message already starts with the field (``volume x ...``, ``instances[2] ...``)."""
+        if not self.field:
+            return self.msg
+        if self.msg.startswith(self.field) and self.msg[len(self.field):][:1] in (':', ' ', '[', '.'):
+            return self.msg
+        return '%s: %s' % (self.field, self.msg)

@@ -38,6 +38,16 @@ def test_the_field_is_not_repeated_when_the_message_starts_with_it():
     assert str(error) == 'state_db: directory /nope does not exist'
 
 
+def test_a_message_that_starts_with_the_field_as_a_word_is_not_prefixed():
+    assert str(KvmhostError('volume v1 is listed twice', field='volume')) == 'volume v1 is listed twice'
+    assert str(KvmhostError('instances[2] has no uuid', field='instances')) == 'instances[2] has no uuid'
+
+
+def test_a_message_that_only_starts_with_the_fields_letters_is_prefixed():
+    assert str(KvmhostError('uuids must be a list', field='uuid')) == 'uuid: uuids must be a list'
+    assert str(KvmhostError('port must be 1..65535, got 0', field='p')) == 'p: port must be 1..65535, got 0'
+
+
 def test_without_a_field_the_text_is_the_message_and_details_are_empty():
     error = KvmhostError('ip link set dev x up failed (rc 1): Cannot find device "x"')
     assert error.field is None and error.details == {}
