@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import DEFAULT_STATE_DB
 
 # doc fragment kvmhost.lifecycle.libvirt
@@ -101,9 +103,12 @@ INSTANCE = dict(
 
 
 def merged(*specs, **options):
-    """One argument spec from shared parts and the module's own options."""
+    """One argument spec from shared parts and the module's own options; an option defined twice is a mistake
+    (the second definition would silently replace the first, its default included), so it raises ValueError."""
     spec = {}
     for part in specs + (options,):
         for name, definition in part.items():
-            spec[name] = dict(definition)
+            if name in spec:
+                raise ValueError('option %s is defined twice' % name)
+            spec[name] = copy.deepcopy(definition)
     return spec

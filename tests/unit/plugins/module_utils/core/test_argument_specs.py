@@ -70,16 +70,12 @@ def test_merged_joins_the_parts_and_the_modules_own_options_in_order():
     assert merged(SHUTDOWN) == SHUTDOWN
 
 
-def test_merged_does_not_refuse_a_duplicate_the_later_definition_replaces_the_earlier_whole():
-    # A module's own option wins over a shared part; its definition replaces the shared one (no key-by-key merge,
-    # so the shared default is gone when the module's definition has none).
-    spec = merged(SHUTDOWN, shutdown_timeout=dict(type='int'))
-    assert spec['shutdown_timeout'] == {'type': 'int'}
-    assert spec['retry_interval'] == {'type': 'int', 'default': 10}
-    # Between parts, the later one wins, at the earlier one's place.
-    spec = merged(LIBVIRT, SHUTDOWN, dict(libvirt_uri=dict(type='str', default='test:///default')))
-    assert list(spec) == ['libvirt_uri', 'shutdown_timeout', 'retry_interval']
-    assert spec['libvirt_uri']['default'] == 'test:///default'
+def test_merged_refuses_an_option_defined_twice():
+    # A second definition would replace the first whole (its default too): a mistake, said at import time.
+    with pytest.raises(ValueError, match='option shutdown_timeout is defined twice'):
+        merged(SHUTDOWN, shutdown_timeout=dict(type='int'))
+    with pytest.raises(ValueError, match='option libvirt_uri is defined twice'):
+        merged(LIBVIRT, SHUTDOWN, dict(libvirt_uri=dict(type='str', default='test:///default')))
 
 
 def test_merged_copies_each_definition_so_a_module_cannot_change_the_shared_parts():
@@ -89,6 +85,12 @@ def test_merged_copies_each_definition_so_a_module_cannot_change_the_shared_part
     assert LIBVIRT['libvirt_uri'] == {'type': 'str', 'default': 'qemu:///system'}
     assert STATE_STORE['state_db'] == {'type': 'path', 'default': DEFAULT_STATE_DB}
     assert spec['libvirt_uri'] is not LIBVIRT['libvirt_uri']
+
+
+def test_merged_copies_the_nested_options_too():
+    spec = merged(dict(volume=dict(type='dict', options=VOLUME)))
+    spec['volume']['options']['id']['required'] = False
+    assert VOLUME['id'].get('required') is True
 
 
 # ---------------------------------------------------------------- the specs, as Ansible validates them
