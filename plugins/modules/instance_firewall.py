@@ -174,7 +174,9 @@ options:
     type: bool
     default: false
   lock_file:
-    description: The file locked for the whole read, merge and restore, so two runs on one host never interleave.
+    description:
+      - The file locked for the whole read, merge and restore, so two runs on one host never interleave.
+      - A run waits at most five minutes for the lock, then fails naming this option and the file.
     type: path
     default: /run/kvmhost/iptables.lock
 '''

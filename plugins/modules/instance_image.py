@@ -13,7 +13,8 @@ description:
   - Keeps a base image cache in C(<instances_path>/_base). An image's base is C(_base/<sha1 of the image id>), filled from
     a local path or an http(s) URL through a C(.part) file and renamed into place only after its checksum, its
     format (raw or qcow2) and its independence (no backing file, no external data file) were verified. Each base has
-    its own lock file, so concurrent runs for the same image fetch it once. A C(<base>.info) file records the
+    its own lock file, so concurrent runs for the same image fetch it once; a run waits at most an hour for a base
+    another run is filling, then fails naming the lock file. A C(<base>.info) file records the
     verified checksum; a cached base is trusted after comparing the spec's checksum with it, and an image id whose
     checksum differs from the cached one is refused.
   - In C(<instances_path>/<uuid>), creates C(disk), a qcow2 overlay on the base (backing format always set) of

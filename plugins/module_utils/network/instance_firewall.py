@@ -14,21 +14,27 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import functools
-import os
 import re
 import socket
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.locks import FileLock
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import (
     CHAIN_PREFIX, FALLBACK_CHAIN, FALLBACK_RULES, FAMILIES, FORWARD_JUMP, TOP_CHAIN, build_instance_rules,
     check_firewall_spec, line_owner)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_uuid
 
 COMMANDS = {'ipv4': ('iptables-save', 'iptables-restore'), 'ipv6': ('ip6tables-save', 'ip6tables-restore')}
+# iptables-restore's --wait for the kernel's xtables lock (held by any iptables command on the host).
 LOCK_WAIT_SECONDS = 10
+# Seconds an apply waits for lock_file. A holder runs two iptables-save and at most two iptables-restore, well
+# under a second, or 2 * LOCK_WAIT_SECONDS when the xtables lock is contended; the instances of a batch (16 at a
+# time by default) and other runs on the host queue for it. Five minutes covers that queue many times over and
+# still ends the wait on a holder that hangs.
+LOCK_TIMEOUT_SECONDS = 300
+LOCK_DIR_MODE = 0o755
 _PROTOCOL_RE = re.compile(r'(^| )-p ([A-Za-z][A-Za-z0-9._-]*)(?= |$)')
 _KEEP_NAMES = frozenset(('tcp', 'udp', 'icmp'))
 _PORT_CHAIN_RE = re.compile(r'^kvmhost-[ios](.+)$')
@@ -55,22 +61,6 @@ class IptablesRunner(object):
 
     def restore(self, family, payload):
         self._run([COMMANDS[family][1], '--noflush', '--wait=%d' % LOCK_WAIT_SECONDS], data=payload)
-
-
-@contextlib.contextmanager
-def file_lock(path):
-    """An exclusive flock so two applies on one host never interleave read and restore."""
-    directory = os.path.dirname(path)
-    if directory:
-        # exist_ok: the instances of a batch apply concurrently, and on a fresh host (an empty /run) two of them
-        # may both find the directory missing
-        os.makedirs(directory, 0o755, exist_ok=True)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(handle)
 
 
 # ---------------------------------------------------------------- parsing
@@ -278,7 +268,9 @@ class InstanceFirewallDriver(ModuleDriver):
         else:
             instance_uuid, wanted = check_uuid(self.params['instance_uuid'], 'instance_uuid'), None
         runner = self.runner_class(self.module)
-        lock = contextlib.nullcontext() if self.check_mode else file_lock(self.params['lock_file'])
+        # so two applies on one host never interleave read and restore; its directory (in /run) is made when missing
+        lock = contextlib.nullcontext() if self.check_mode else FileLock(
+            self.params['lock_file'], timeout=LOCK_TIMEOUT_SECONDS, field='lock_file', dir_mode=LOCK_DIR_MODE)
         with lock:
             plans = plan_instance(runner, instance_uuid, wanted)
             plan = Plan(before=_text(plans, 'before'), after=_text(plans, 'after'))

@@ -4,7 +4,8 @@
 """The base image cache ``<instances_path>/_base`` (the instance_image module), as Nova's imagecache.
 
 - An image's base is ``_base/<sha1(image id)>``; blank bases are ``ephemeral_<GB>_ext4`` and ``swap_<MB>``.
-- Every base has its own lock file ``<base>.lock`` (flock). A base is filled under its lock into
+- Every base has its own lock file ``<base>.lock`` (core.locks.FileLock, waited for at most an hour by default:
+  its holder may be downloading the image). A base is filled under its lock into
   ``<base>.part`` (0600), checked (checksum, format, no backing file), synced and renamed into place
   (0644: QEMU opens backing files as its own user), so concurrent boots fetch an image once and
   nobody ever sees a half-written base.
@@ -20,8 +21,6 @@ Commands (qemu-img, mkfs) are not run here: the cache is given a ``tools`` objec
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -35,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.locks import FileLock
 
 BASE_DIR = '_base'
 CHECKSUM_ALGORITHMS = ('sha256', 'sha512')
@@ -44,6 +44,11 @@ BASE_DIR_MODE = 0o711
 IMAGE_FORMATS = ('raw', 'qcow2')
 _HEX_LENGTH = {'sha256': 64, 'sha512': 128}
 _BASE_NAME_RE = re.compile(r'^(?:[0-9a-f]{40}|ephemeral_[0-9]+_ext4|swap_[0-9]+)$')
+# Seconds a run waits for the lock of a base another run is filling. The holder may be downloading a large image,
+# which download_timeout does not bound (it limits each wait for the server, not the whole download), so the wait
+# is the longest any timeout of the collection may be (validation.MAX_TIMEOUT): an hour.
+FILL_LOCK_TIMEOUT = 3600
+FILL_LOCK_POLL_INTERVAL = 0.5
 
 
 class ImageSource(object):
@@ -166,59 +171,6 @@ def _unlink_quietly(path):
         pass
 
 
-class FileLock(object):
-    """An flock on ``path`` that survives the lock file being removed by its holder.
-
-    After the flock is granted the file must still be the one at ``path``; if the holder removed it
-    meanwhile, lock the new one. So a holder may delete its lock file (``remove()``) safely.
-    """
-
-    def __init__(self, path):
-        self.path = path
-        self.fd = None
-
-    def acquire(self, blocking=True):
-        while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except FileNotFoundError:  # the directory was removed by a failed fill: make it again
-                os.makedirs(os.path.dirname(self.path), BASE_DIR_MODE, exist_ok=True)
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    return False
-                raise
-            held = os.fstat(fd)
-            try:
-                current = os.stat(self.path)
-            except FileNotFoundError:
-                current = None
-            if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
-                self.fd = fd
-                return True
-            os.close(fd)
-
-    def remove(self):
-        """Delete the lock file while holding it (waiters then lock a fresh file)."""
-        _unlink_quietly(self.path)
-
-    def release(self):
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.release()
-
-
 def open_source(source, timeout, validate_certs):
     """A readable binary stream of an image source; every failure names ``image.source``."""
     try:
@@ -303,15 +255,22 @@ def check_image_info(info, field='image.source'):
 class ImageCache(object):
     """The ``_base`` directory of one instances path."""
 
-    def __init__(self, instances_path, tools, download_timeout=60, validate_certs=True):
+    def __init__(self, instances_path, tools, download_timeout=60, validate_certs=True,
+                 lock_timeout=FILL_LOCK_TIMEOUT):
         self.instances_path = instances_path
         self.directory = os.path.join(instances_path, BASE_DIR)
         self.tools = tools
         self.download_timeout = download_timeout
         self.validate_certs = validate_certs
+        self.lock_timeout = lock_timeout
 
     def path(self, name):
         return os.path.join(self.directory, name)
+
+    def lock(self, base_path):
+        """The lock of a base. A missing ``_base`` (removed by a failed fill meanwhile) is made again."""
+        return FileLock(base_path + '.lock', timeout=self.lock_timeout, poll_interval=FILL_LOCK_POLL_INTERVAL,
+                        field='instances_path', dir_mode=BASE_DIR_MODE)
 
     # --- reading ------------------------------------------------------------------------------
     def cached_checksum_matches(self, base_path, image_id, algorithm, digest):
@@ -337,7 +296,7 @@ class ImageCache(object):
         if created_dir:
             os.makedirs(self.directory, BASE_DIR_MODE, exist_ok=True)
             os.chmod(self.directory, BASE_DIR_MODE)
-        lock = FileLock(path + '.lock')
+        lock = self.lock(path)
         lock.acquire()
         try:
             filled = False
@@ -442,7 +401,7 @@ class ImageCache(object):
         """Remove base ``name`` when ``expired()`` still holds under its lock (a boot that started using it
         meanwhile has touched it, so it is kept). A busy lock means in use: skipped. True when removed."""
         path = self.path(name)
-        lock = FileLock(path + '.lock')
+        lock = self.lock(path)
         if not lock.acquire(blocking=False):
             return False
         try:
@@ -459,7 +418,7 @@ class ImageCache(object):
     def remove_stale_part(self, part_name, max_age, now=None):
         """A ``.part`` left by a killed fill: removed when its lock is free and it is older than ``max_age``."""
         base = self.path(part_name[:-len('.part')])
-        lock = FileLock(base + '.lock')
+        lock = self.lock(base)
         if not lock.acquire(blocking=False):
             return False
         try:

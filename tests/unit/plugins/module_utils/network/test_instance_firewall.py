@@ -16,6 +16,7 @@ import os
 import pytest
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.locks import FileLock
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import (
     build_instance_rules, check_firewall_spec)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall as iptables_apply
@@ -236,12 +237,27 @@ def test_the_lock_directory_made_by_another_apply_meanwhile_is_no_error(tmp_path
     """The instances of a batch apply concurrently: on a fresh host two may both find the lock's directory missing
     and create it; the one that comes second must go on."""
     directory = tmp_path / 'run' / 'kvmhost'
-    real_makedirs = iptables_apply.os.makedirs
+    real_makedirs = os.makedirs
+    made = []
 
     def raced(path, mode=0o777, exist_ok=False):
+        made.append(path)
         real_makedirs(path, mode)  # the other apply was first
         real_makedirs(path, mode, exist_ok=exist_ok)
 
-    monkeypatch.setattr(iptables_apply.os, 'makedirs', raced)
-    with iptables_apply.file_lock(str(directory / 'iptables.lock')):
-        assert (directory / 'iptables.lock').exists()
+    monkeypatch.setattr(os, 'makedirs', raced)
+    saves = {'ipv4': golden('iptables-save-other-owner.txt'), 'ipv6': ''}
+    _result, runner = drive(RECORDED, saves, lock_dir=str(directory))
+    assert made[0] == str(directory) and (directory / 'iptables.lock').exists()
+    assert [family for family, _payload in runner.restores] == ['ipv4', 'ipv6']
+
+
+def test_a_lock_held_past_the_timeout_fails_naming_lock_file_before_reading(tmp_path, monkeypatch):
+    assert iptables_apply.LOCK_TIMEOUT_SECONDS == 300
+    monkeypatch.setattr(iptables_apply, 'LOCK_TIMEOUT_SECONDS', 0.2)
+    lock_path = str(tmp_path / 'iptables.lock')
+    with FileLock(lock_path):  # another apply
+        with pytest.raises(KvmhostError) as caught:
+            drive(RECORDED, saves={}, lock_dir=str(tmp_path))  # a save would raise KeyError
+    assert caught.value.field == 'lock_file' and lock_path in str(caught.value)
+    assert str(caught.value).startswith('lock_file: timed out after ')

@@ -21,8 +21,10 @@ import time
 import pytest
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.locks import FileLock
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_cache import (
-    FileLock, ImageCache, check_image_info, copy_and_hash, image_base_name, is_base_name, parse_checksum, parse_source, read_record)
+    FILL_LOCK_TIMEOUT, ImageCache, check_image_info, copy_and_hash, image_base_name, is_base_name, parse_checksum,
+    parse_source, read_record)
 
 CONTENT = b'not really an image\n' * 1000
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
@@ -121,19 +123,31 @@ def test_a_base_must_stand_alone(info, words):
     assert words in str(caught.value)
 
 
-# --- the lock ----------------------------------------------------------------------------------------
-def test_lock_excludes_and_survives_removal_by_its_holder(tmp_path):
-    path = str(tmp_path / 'base.lock')
-    holder = FileLock(path)
-    assert holder.acquire()
-    other = FileLock(path)
-    assert other.acquire(blocking=False) is False
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    holder.remove()
-    holder.release()
-    assert other.acquire(blocking=False) is True  # a fresh file at the path, not the removed one
-    assert os.path.exists(path)
-    other.release()
+# --- the lock (core.locks.FileLock; its own tests are in core/test_locks.py) --------------------------
+def test_a_base_s_lock_is_waited_for_an_hour_by_default(cache):
+    lock = cache.lock(cache.path('swap_1'))
+    assert lock.path == cache.path('swap_1') + '.lock'
+    assert lock.timeout == FILL_LOCK_TIMEOUT == 3600 and lock.field == 'instances_path'
+
+
+def test_a_fill_held_too_long_by_another_run_times_out_naming_the_lock(tmp_path):
+    instances = tmp_path / 'instances'
+    instances.mkdir()
+    cache = ImageCache(str(instances), FakeTools(), lock_timeout=0.2)
+    name = image_base_name('img-1')
+    fills = []
+    with cache.lock(cache.path(name)):  # another run, filling it
+        with pytest.raises(KvmhostError) as caught:
+            cache.use(name, fills.append)
+    assert caught.value.field == 'instances_path' and cache.path(name) + '.lock' in str(caught.value)
+    assert fills == [] and not os.path.exists(cache.path(name))
+
+
+def test_the_lock_remakes_a_base_directory_removed_meanwhile(cache):
+    """A failed fill removes the _base it created; a run waiting for its lock makes it again."""
+    with cache.lock(cache.path('swap_1')):
+        assert os.path.isdir(cache.directory)
+        assert stat.S_IMODE(os.stat(cache.path('swap_1') + '.lock').st_mode) == 0o600
 
 
 # --- filling -----------------------------------------------------------------------------------------
