@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import write_atomic
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.locks import FileLock
 
 BASE_DIR = '_base'
@@ -135,17 +136,6 @@ def read_record(base_path):
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
-
-
-def _write_atomic(path, data, mode):
-    part = path + '.part'
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, 'wb') as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(part, mode)
-    os.rename(part, path)
 
 
 def _fsync_file(path):
@@ -320,7 +310,7 @@ class ImageCache(object):
             _fsync_file(part)
             os.chmod(part, BASE_MODE)
             if record is not None:
-                _write_atomic(path + '.info', json.dumps(record, sort_keys=True).encode('utf-8'), BASE_MODE)
+                write_atomic(path + '.info', json.dumps(record, sort_keys=True), BASE_MODE)
             os.rename(part, path)
             _fsync_dir(self.directory)
         except BaseException:
