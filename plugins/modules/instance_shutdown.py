@@ -168,7 +168,7 @@ skipped_instances:
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import run_step_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain import ShutdownDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.instance_shutdown import ShutdownDriver
 
 ITEM_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT, argument_specs.SHUTDOWN,

@@ -29,7 +29,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import l
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import (
     KNOWN_ERRORS, ModuleDriver, describe_error, forget_passwords)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import without_none
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain import VIR_DOMAIN_XML_INACTIVE
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import VIR_DOMAIN_XML_INACTIVE
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_portal
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.names import DEFAULT_OVS_BRIDGE

@@ -18,7 +18,7 @@ import socket
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import KNOWN_ERRORS, Plan, describe_error
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import Recorder, check_record
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain import LibvirtDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
     LazyStore, StateStore, utcnow)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (

@@ -18,7 +18,7 @@ import dataclasses
 import time
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan, forget_passwords
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain import LibvirtDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import check_volume
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import disk_element, etree, require_lxml
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError

@@ -23,7 +23,7 @@ import os
 import shutil
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain import LibvirtDriver, describe
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver, describe
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import SHUTDOWN_STATES
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import NOSTATE

@@ -1,21 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kvmhost.lifecycle contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The domain and instance_shutdown modules: define, start, stop, undefine a libvirt domain found by UUID."""
+"""The domain module: define, start, stop, undefine a libvirt domain found by UUID."""
 
 from __future__ import annotations
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import (
+    VIR_DOMAIN_XML_INACTIVE, LibvirtDriver, check_shutdown_options, describe)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import (
-    SHUTDOWN_STATES, Clock, power_off, power_state_of, start_and_wait)
+    SHUTDOWN_STATES, power_off, start_and_wait)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
-    NOSTATE, RUNNING, SHUTDOWN, LibvirtConnection, libvirt, require_libvirt)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import utcnow
+    NOSTATE, RUNNING, SHUTDOWN, libvirt)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import MAX_TIMEOUT, check_int, check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.drift import domain_drift, parse_xml
 
-VIR_DOMAIN_XML_INACTIVE = 2
 VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = 1
 VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA = 2
 VIR_DOMAIN_UNDEFINE_NVRAM = 4
@@ -29,87 +29,6 @@ def read_xml_file(path):
             return handle.read()
     except OSError as exc:
         raise KvmhostError('cannot read %s: %s' % (path, exc.strerror), field='xml_file')
-
-
-def describe(domain):
-    """Facts of a domain (or of none) for results and diffs."""
-    if domain is None:
-        return {'defined': False, 'libvirt_state': None, 'power_state': NOSTATE}
-    power_state, name = power_state_of(domain)
-    return {'defined': True, 'libvirt_state': name, 'power_state': power_state}
-
-
-def check_shutdown_options(params):
-    """shutdown_timeout (0 destroys at once) and retry_interval, in seconds."""
-    check_int(params['shutdown_timeout'], 'shutdown_timeout', 0, MAX_TIMEOUT, 'seconds')
-    check_int(params['retry_interval'], 'retry_interval', 1, MAX_TIMEOUT, 'seconds')
-
-
-class LibvirtDriver(ModuleDriver):
-    """A driver that needs libvirt: opens the connection seam once, closes it after run."""
-
-    connection_class = LibvirtConnection
-    clock = Clock
-
-    def __init__(self, module):
-        super().__init__(module)
-        require_libvirt(module)
-        self.connection = self.connection_class(self.params['libvirt_uri'])
-
-    def run(self):
-        try:
-            return self.execute()
-        finally:
-            self.connection.close()
-
-    def execute(self):
-        raise NotImplementedError
-
-
-class ShutdownDriver(LibvirtDriver):
-    """instance_shutdown: Nova's power_off (graceful with re-sends, then destroy)."""
-
-    check_options = staticmethod(check_shutdown_options)
-
-    def record_note(self, result):
-        return ' '.join(result.get('messages') or []) or 'nothing to change'
-
-    def record_details(self, result):
-        return dict((key, result.get(key)) for key in (
-            'seconds', 'clean', 'destroyed', 'shutdown_requests', 'started_at', 'finished_at'))
-
-    def execute(self):
-        uuid = check_uuid(self.params['uuid'])
-        check_shutdown_options(self.params)
-        domain = self.connection.domain_by_uuid(uuid)
-        before = describe(domain)
-        needs_power_off = domain is not None and before['power_state'] not in SHUTDOWN_STATES
-        plan = Plan(before, dict(before, libvirt_state='shutoff', power_state=SHUTDOWN) if needs_power_off
-                    else dict(before))
-        outcome = {}
-        if needs_power_off:
-            def shut_down():
-                outcome['started_at'] = utcnow()
-                outcome.update(power_off(domain, self.params['shutdown_timeout'], self.params['retry_interval'],
-                                         self.clock).as_dict())
-                outcome['finished_at'] = utcnow()
-            plan.add('shut down domain %s (timeout %d s, retry every %d s)'
-                     % (uuid, self.params['shutdown_timeout'], self.params['retry_interval']), shut_down)
-        result = self.finish(plan)
-        if not needs_power_off:
-            message = ('Instance already shutdown.' if domain is not None
-                       else 'Instance %s has no domain on this host.' % uuid)
-            outcome = {'clean': True, 'already_off': True, 'destroyed': False, 'shutdown_requests': 0,
-                       'seconds': 0.0, 'messages': [message]}
-        elif self.check_mode:
-            outcome = {'clean': None, 'already_off': False, 'destroyed': None, 'shutdown_requests': 0,
-                       'seconds': 0.0, 'messages': []}
-        outcome.setdefault('started_at', None)
-        outcome.setdefault('finished_at', None)
-        result.update(outcome)
-        result.update(plan.after if self.check_mode else describe(domain))
-        result['found'] = domain is not None
-        return result
 
 
 class DomainDriver(LibvirtDriver):

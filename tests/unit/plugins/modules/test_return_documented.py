@@ -24,6 +24,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 MODULES = os.path.join(ROOT, 'plugins', 'modules')
 MODULE_UTILS = os.path.join(ROOT, 'plugins', 'module_utils')
+PACKAGE = 'ansible_collections.kvmhost.lifecycle.plugins.module_utils'
 NAMES = sorted(name[:-3] for name in os.listdir(MODULES) if name.endswith('.py') and not name.startswith('_'))
 
 # Names that hold a driver's result dict on its way to exit_json.
@@ -112,10 +113,26 @@ def _is_result_name(node):
     return isinstance(node, ast.Name) and node.id in RESULT_NAMES
 
 
-def functions(file_name):
-    """{name: ast.FunctionDef} of the module-level functions of a module_utils file."""
+def _own_functions(file_name):
     with open(os.path.join(MODULE_UTILS, file_name)) as handle:
         return dict((node.name, node) for node in ast.parse(handle.read()).body if isinstance(node, ast.FunctionDef))
+
+
+def functions(file_name):
+    """{name: ast.FunctionDef} of the module-level functions of a module_utils file, and of those it imports by
+    name from another module_utils file (``describe``, which virt/driver.py holds for the drivers of domains)."""
+    found = {}
+    with open(os.path.join(MODULE_UTILS, file_name)) as handle:
+        tree = ast.parse(handle.read())
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or '').startswith(PACKAGE + '.'):
+            path = node.module[len(PACKAGE) + 1:].replace('.', '/') + '.py'
+            if os.path.exists(os.path.join(MODULE_UTILS, path)):
+                imported = _own_functions(path)
+                found.update((alias.asname or alias.name, imported[alias.name]) for alias in node.names
+                             if alias.name in imported)
+    found.update(_own_functions(file_name))
+    return found
 
 
 def _returned_dict_keys(function):
