@@ -4,9 +4,10 @@
 """What every module of the collection shares: the plan/apply split and the one error path.
 
 A module file declares its argument spec and a driver class with ``run()``. ``run_module``
-builds the AnsibleModule, calls the driver and turns every known failure into ``fail_json``
-in exactly one place. Drivers build a :class:`Plan`: check mode stops after planning, diff
-mode reads the plan's before/after, and ``apply()`` performs the steps in order.
+builds the AnsibleModule, calls the driver's ``outcome()`` (``open()``, ``run()``, ``close()``)
+and turns every known failure into ``fail_json`` in exactly one place. Drivers build a
+:class:`Plan`: check mode stops after planning, diff mode reads the plan's before/after, and
+``apply()`` performs the steps in order.
 """
 
 from __future__ import annotations
@@ -138,7 +139,11 @@ class StepRecord(object):
 
 
 class ModuleDriver(StepRecord):
-    """Base of every module's logic. Subclasses implement ``run()`` returning the result dict."""
+    """Base of every module's logic. Subclasses implement ``run()`` returning the result dict.
+
+    Whoever runs a driver (run_module, the batch runner, EachDriver) calls ``outcome()``: it opens what the run
+    holds open (``open()``; a LibvirtDriver's libvirt connection), runs it and closes that whatever happened.
+    """
 
     def __init__(self, module):
         self.module = module
@@ -158,6 +163,20 @@ class ModuleDriver(StepRecord):
     def run(self):
         raise NotImplementedError
 
+    def open(self):
+        """Acquire what the run holds open (a LibvirtDriver connects to libvirt); nothing here."""
+
+    def close(self):
+        """Release what ``open()`` acquired; called after the run whatever happened. Nothing here."""
+
+    def outcome(self):
+        """The driver's result: ``open()``, ``run()``, and ``close()`` whatever happens; the one way to run one."""
+        self.open()
+        try:
+            return self.run()
+        finally:
+            self.close()
+
     def finish(self, plan, **result):
         """Apply ``plan`` unless in check mode and build the standard result."""
         if plan.changed and not self.check_mode:
@@ -174,7 +193,7 @@ def run_module(driver_class, argument_spec, **module_kwargs):
     module_kwargs.setdefault('supports_check_mode', True)
     module = AnsibleModule(argument_spec=argument_spec, **module_kwargs)
     try:
-        result = driver_class(module).run()
+        result = driver_class(module).outcome()
     except KvmhostError as exc:
         module.fail_json(msg=str(exc), **exc.details)
     except KNOWN_ERRORS as exc:

@@ -30,7 +30,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import (
-    KNOWN_ERRORS, StepRecord, describe_error, forget_passwords)
+    KNOWN_ERRORS, ModuleDriver, describe_error, forget_passwords)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
     ACTIONS, TASK_STATES, VM_STATES, StateStore, utcnow)
@@ -342,7 +342,7 @@ class BatchRunner(object):
         recorder = self.recorder()
         if recorder is None:
             self.module.params = dict(params, **item_params)
-            return self.driver_class(self.module).run()
+            return self.driver_class(self.module).outcome()
         key = str(_key_of(item_params, self.key)).lower()
         with recorder.heartbeat([key]):
             outcome = self.run_item(key, item_params, recorder)
@@ -366,7 +366,7 @@ class BatchRunner(object):
             if recorder is not None and not creates:
                 recorder.start(key, started_at)
             driver = self.driver_class(facade)
-            result = driver.run()
+            result = driver.outcome()
             outcome.update(result)
             outcome.update(failed=False, skipped=False)
             if recorder is not None:
@@ -477,23 +477,19 @@ def _key_of(item, key):
     return value
 
 
-class EachDriver(StepRecord):
+class EachDriver(ModuleDriver):
     """A driver for one instance whose option ``many`` lists what ``inner`` does one of (its VIFs, its volumes).
 
     Without ``many`` it is ``inner`` as it was. With it, ``inner`` runs once per element, in order, with the
     ``one`` option set to the element; the result holds each element's result in ``many`` and the keys of
     ``merged`` (dicts) merged. An element that fails stops the instance's others, and the error says what the
-    earlier ones changed.
+    earlier ones changed. Each run of ``inner`` is its ``outcome()``: it opens and closes what it needs itself.
     """
 
     inner = None
     one = None
     many = None
     merged = ()
-
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
 
     @classmethod
     def check_options(cls, params):
@@ -515,13 +511,13 @@ class EachDriver(StepRecord):
     def run(self):
         if self.params.get(self.many) is None:
             self.driver = self.inner(self.module)
-            return self.driver.run()
+            return self.driver.outcome()
         self.check_options(self.params)
         results, applied = [], []
         for index, element in enumerate(self.params[self.many]):
             module = ItemModule(self.module, dict(self.params, **{self.one: element, self.many: None}))
             try:
-                result = self.inner(module).run()
+                result = self.inner(module).outcome()
             except KvmhostError as exc:
                 exc.applied = applied + list(getattr(exc, 'applied', None) or [])
                 if not str(exc).startswith(self.many):

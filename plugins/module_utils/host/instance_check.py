@@ -27,9 +27,9 @@ from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import links as hl
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import (
-    KNOWN_ERRORS, ModuleDriver, describe_error, forget_passwords)
+    KNOWN_ERRORS, describe_error, forget_passwords)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import without_none
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import VIR_DOMAIN_XML_INACTIVE
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import VIR_DOMAIN_XML_INACTIVE, LibvirtDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_portal
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.names import DEFAULT_OVS_BRIDGE
@@ -42,7 +42,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_ca
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.instance_image import check_flavor, check_image
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.known_instances import known_instance
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
-    LIBVIRT_TO_POWER_STATE, RUNNING, LibvirtConnection, domains_by_local_id, require_libvirt)
+    LIBVIRT_TO_POWER_STATE, RUNNING, domains_by_local_id)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.host.resource_audit import read_meminfo
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
     INTERRUPTED, MAX_CLAIM_STALE_SECONDS, MIN_CLAIM_STALE_SECONDS, StateStore, domain_name)
@@ -146,16 +146,13 @@ def probe_portal(portal, timeout=PORTAL_TIMEOUT):
         return 'the iSCSI portal %s does not answer: %s' % (portal, exc.strerror or exc)
 
 
-class InstanceCheckDriver(ModuleDriver):
+class InstanceCheckDriver(LibvirtDriver):
     """instance_check: the checks of one run, read-only; refusals fail the module, every one named."""
 
     def __init__(self, module, connection=None, runner=None, meminfo=None, statvfs=os.statvfs, clock=time.monotonic,
                  sleep=time.sleep):
-        super().__init__(module)
+        super().__init__(module, connection)
         self.clock, self.sleep = clock, sleep
-        if connection is None:
-            require_libvirt(module)
-        self.connection = connection or LibvirtConnection(self.params['libvirt_uri'])
         self.runner = runner or hl.HostRunner(module)
         self.meminfo = meminfo or read_meminfo
         self.statvfs = statvfs
@@ -232,7 +229,6 @@ class InstanceCheckDriver(ModuleDriver):
                 outcome['failed'] = True
         if not self.refusals and params.get('claim'):
             self.claim([uuid for uuid, _name, _spec in checked], checked)
-        self.connection.close()
         result = {'changed': False, 'results': results, 'host': self.host,
                   'refusals': [refusal['msg'] for refusal in self.refusals]}
         if params.get('uuids') is not None:

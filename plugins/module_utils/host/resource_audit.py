@@ -134,7 +134,7 @@ class AuditDriver(LibvirtDriver):
         """The audit, recorded as an event of each instance in ``record_instances`` when ``record_event`` is given."""
         event = self.params.get('record_event')
         if not event:
-            return super().run()
+            return self.audit()
         recorder = Recorder(self.params['state_db'], check_record(event), self.check_mode)
         uuids = [check_uuid(uuid, 'record_instances') for uuid in self.params.get('record_instances') or []]
         uuids = [uuid for uuid in uuids if recorder.skip_reason(uuid) is None]
@@ -142,7 +142,7 @@ class AuditDriver(LibvirtDriver):
         for uuid in uuids:
             recorder.start(uuid, started_at)
         try:
-            result = super().run()
+            result = self.audit()
         except KNOWN_ERRORS + (KvmhostError,) as exc:
             for uuid in uuids:
                 recorder.finish(uuid, False, describe_error(exc) if not isinstance(exc, KvmhostError) else str(exc))
@@ -152,7 +152,8 @@ class AuditDriver(LibvirtDriver):
         result['recorded_instances'] = uuids
         return result
 
-    def execute(self):
+    def audit(self):
+        """The audit itself, stored when its figures changed."""
         instances_path = check_instances_path(self.params['instances_path'])
         host = check_token(self.params['host'] or socket.gethostname(), 'host')
         figures = audit_figures(self.connection.conn, instances_path, read_meminfo(), self._image_info)

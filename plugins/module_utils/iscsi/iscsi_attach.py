@@ -118,7 +118,7 @@ class IscsiAttachDriver(LibvirtDriver):
         secrets = {volume['id']: PLACEHOLDER_UUID} if qemu_chap else {}
         return check_volume(volume, 'volume', {}, {'volume_secrets': secrets})
 
-    def execute(self):
+    def run(self):
         require_lxml(self.module)
         volume = self.params['volume']
         auth = volume.get('auth') or {}

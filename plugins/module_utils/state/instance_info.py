@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
-    LibvirtConnection, power_sync, require_libvirt)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import power_sync
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_uuid
 
@@ -34,19 +33,17 @@ def describe_instances(store, connection, uuid=None, include_deleted=False, with
     return described
 
 
-class InfoDriver(ModuleDriver):
+class InfoDriver(LibvirtDriver):
     """The instance_info module: never changes anything, so check mode is the same run."""
 
-    connection_class = LibvirtConnection
+    # libvirt only for the live state (option live).
+    connect_at_open = False
 
     def run(self):
         uuid = self.params.get('uuid')
         if uuid is not None:
             uuid = check_uuid(uuid)
-        connection = None
-        if self.params['live']:
-            require_libvirt(self.module)
-            connection = self.connection_class(self.params['libvirt_uri'])
+        connection = self.connect() if self.params['live'] else None
         store = StateStore.open(self.params['state_db'], readonly=True)
         try:
             instances = describe_instances(store, connection, uuid, self.params['include_deleted'],
@@ -54,8 +51,6 @@ class InfoDriver(ModuleDriver):
         finally:
             if store is not None:
                 store.close()
-            if connection is not None:
-                connection.close()
         if uuid is not None and not instances and self.params['must_exist']:
             raise KvmhostError('instance %s has no record in %s' % (uuid, self.params['state_db']), field='uuid')
         drifted = [item['uuid'] for item in instances if item.get('power_sync', {}).get('drifted')]

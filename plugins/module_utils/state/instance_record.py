@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import copy
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
-    RUNNING, LibvirtConnection, domains_by_local_id, require_libvirt)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import RUNNING, domains_by_local_id
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
     EVENT_RESULTS, LazyStore, StateStore, canonical_json, parse_timestamp, utcnow)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
@@ -212,11 +212,13 @@ def read_snapshot(path, uuid, params):
         return Snapshot.read(store, uuid, action.get('request_id'), event.get('name'))
 
 
-class RecordDriver(ModuleDriver):
+class RecordDriver(LibvirtDriver):
     """The instance_record module: plan against a read-only snapshot, write only on apply."""
 
     # As a step that records itself, the record this module writes must exist before its event can.
     creates_record = True
+    # libvirt only for sync_power_state and a new record's local id.
+    connect_at_open = False
 
     def record_note(self, result):
         notes = []
@@ -230,12 +232,7 @@ class RecordDriver(ModuleDriver):
 
     def sync_power_state(self, uuid):
         """Nova's power sync after a lifecycle event: the hypervisor's power state becomes the record's."""
-        require_libvirt(self.module)
-        connection = LibvirtConnection(self.params['libvirt_uri'])
-        try:
-            live = connection.domain_state(uuid)
-        finally:
-            connection.close()
+        live = self.connect().domain_state(uuid)
         if self.params['expect_running'] and live['power_state'] != RUNNING:
             raise KvmhostError('the domain of %s is %s, not running' % (uuid, live['libvirt_state'] or 'not defined'),
                                field='expect_running')
@@ -251,13 +248,8 @@ class RecordDriver(ModuleDriver):
 
     def taken_local_ids(self, uuid):
         """The local ids whose domain names (instance-%08x) other domains of the host already have."""
-        require_libvirt(self.module)
-        connection = LibvirtConnection(self.params['libvirt_uri'])
-        try:
-            return frozenset(local_id for local_id, holder in domains_by_local_id(connection.conn.listAllDomains(0)).items()
-                             if holder != uuid)
-        finally:
-            connection.close()
+        return frozenset(local_id for local_id, holder in domains_by_local_id(self.connect().conn.listAllDomains(0)).items()
+                         if holder != uuid)
 
     def run(self):
         uuid = validate_params(self.params)

@@ -106,7 +106,7 @@ class InstanceDiskDriver(LibvirtDriver):
         return {'moved': 'already moved to %s' % result['moved_path'], 'committed': 'nothing was left to delete',
                 'restored': 'nothing to restore', 'absent': 'nothing to delete'}[self.params['state']]
 
-    def execute(self):
+    def run(self):
         uuid = check_uuid(self.params['uuid'])
         instances_path = check_instances_path(self.params['instances_path'])
         paths = instance_paths(instances_path, uuid)

@@ -208,7 +208,7 @@ class InstanceTransferDriver(LibvirtDriver):
         if params['state'] == 'imported' and not (params.get('host') and params.get('request_id')):
             raise KvmhostError('state imported needs host and request_id (the destination and the run)', field='state')
 
-    def execute(self):
+    def run(self):
         params = self.params
         self.check_options(params)
         uuid = check_uuid(params['uuid'])

@@ -47,7 +47,7 @@ class DomainDriver(LibvirtDriver):
         check_shutdown_options(params)
         check_int(params['wait_timeout'], 'wait_timeout', 1, MAX_TIMEOUT, 'seconds')
 
-    def execute(self):
+    def run(self):
         params = self.params
         uuid = check_uuid(params['uuid'])
         self.check_options(params)

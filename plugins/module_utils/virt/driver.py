@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kvmhost.lifecycle contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the drivers of the modules that need libvirt share: LibvirtDriver (the connection seam), the facts of a
-domain for results and diffs (describe), and the checks of the shutdown options."""
+"""What the drivers of the modules that need libvirt share: LibvirtDriver (the one place their connection is
+made and closed), the facts of a domain for results and diffs (describe), and the checks of the shutdown
+options."""
 
 from __future__ import annotations
 
@@ -30,21 +31,33 @@ def check_shutdown_options(params):
 
 
 class LibvirtDriver(ModuleDriver):
-    """A driver that needs libvirt: opens the connection seam once, closes it after run."""
+    """A driver that needs libvirt: the one place a module's libvirt connection is made and closed.
+
+    ``open()`` (before ``run()``) requires libvirt-python and makes the connection, which connects at its first
+    call; ``close()`` (after ``run()``, whatever happened) closes it. A driver that needs libvirt on some of its
+    paths only sets ``connect_at_open`` False and calls ``connect()`` where it does. Tests give a fake through
+    ``connection_class`` or the ``connection`` argument.
+    """
 
     connection_class = LibvirtConnection
     clock = Clock
+    connect_at_open = True
 
-    def __init__(self, module):
+    def __init__(self, module, connection=None):
         super().__init__(module)
-        require_libvirt(module)
-        self.connection = self.connection_class(self.params['libvirt_uri'])
+        self.connection = connection
 
-    def run(self):
-        try:
-            return self.execute()
-        finally:
+    def open(self):
+        if self.connect_at_open:
+            self.connect()
+
+    def connect(self):
+        """The run's libvirt connection, made at the first call."""
+        if self.connection is None:
+            require_libvirt(self.module)
+            self.connection = self.connection_class(self.params['libvirt_uri'])
+        return self.connection
+
+    def close(self):
+        if self.connection is not None:
             self.connection.close()
-
-    def execute(self):
-        raise NotImplementedError

@@ -27,7 +27,7 @@ class ShutdownDriver(LibvirtDriver):
         return dict((key, result.get(key)) for key in (
             'seconds', 'clean', 'destroyed', 'shutdown_requests', 'started_at', 'finished_at'))
 
-    def execute(self):
+    def run(self):
         uuid = check_uuid(self.params['uuid'])
         check_shutdown_options(self.params)
         domain = self.connection.domain_by_uuid(uuid)

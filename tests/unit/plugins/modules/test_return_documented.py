@@ -30,7 +30,7 @@ NAMES = sorted(name[:-3] for name in os.listdir(MODULES) if name.endswith('.py')
 # Names that hold a driver's result dict on its way to exit_json.
 RESULT_NAMES = {'result', 'outcome', 'combined'}
 # Methods whose dict literal return value is the result.
-RESULT_METHODS = {'run', 'execute', '_run'}
+RESULT_METHODS = {'run', '_run'}
 # Ansible's own return values (and the batch runner's), documented by Ansible itself.
 COMMON = {'changed', 'diff', 'warnings', 'msg', 'failed', 'skipped', 'invocation'}
 # The batch runner's keys (batch.BatchRunner.result), present in every step module's result with instances.
@@ -157,7 +157,7 @@ def _returns_a_result(method):
 
 
 def _result_methods(class_name):
-    """(method, file name) of the methods that build the result: run, execute, those that call self.finish
+    """(method, file name) of the methods that build the result: run, _run, those that call self.finish
     and those that return a dict with 'changed'."""
     for current in lineage(class_name):
         node, file_name = CLASSES[current]

@@ -238,3 +238,37 @@ def test_each_driver_diff_is_a_mapping_a_callback_can_show():
 
     result = Things(FakeModule(diff=True, things=['a', 'b'])).run()
     assert result['diff'] == {'before': {'things': [{'made': False}] * 2}, 'after': {'things': [{'made': True}] * 2}}
+
+
+class Closing(ModuleDriver):
+    """Says which items' drivers were opened and closed."""
+
+    opened, closed = [], []
+
+    def open(self):
+        Closing.opened.append(self.params.get('uuid') or self.params.get('thing'))
+
+    def run(self):
+        if self.params.get('fail') or self.params.get('thing') == 'bad':
+            raise KvmhostError('the guest would not go')
+        return {'changed': False}
+
+    def close(self):
+        Closing.closed.append(self.params.get('uuid') or self.params.get('thing'))
+
+
+def test_every_driver_the_runner_runs_is_closed_a_failed_one_too():
+    Closing.opened, Closing.closed = [], []
+    BatchRunner(FakeModule(instances=[{'uuid': A}, {'uuid': B, 'fail': True}]), Closing, ITEM_SPEC, 'uuid').run()
+    BatchRunner(FakeModule(uuid=A), Closing, ITEM_SPEC, 'uuid').run()
+    assert sorted(Closing.opened) == sorted(Closing.closed) == sorted([A, A, B])
+
+    class Things(EachDriver):
+        inner = Closing
+        one = 'thing'
+        many = 'things'
+
+    Closing.opened, Closing.closed = [], []
+    with pytest.raises(KvmhostError):
+        Things(FakeModule(things=['a', 'bad', 'c'])).outcome()
+    assert Closing.opened == Closing.closed == ['a', 'bad']

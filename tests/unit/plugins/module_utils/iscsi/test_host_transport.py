@@ -118,7 +118,7 @@ def drive(fake, check_mode=False, **params):
     class Driver(HostIscsiAttachDriver):
         iscsiadm_runner_class = fake
 
-    return Driver(FakeModule(full, check_mode)).run()
+    return Driver(FakeModule(full, check_mode)).outcome()
 
 
 NO_SESSION = ('-m session', (21, '', 'iscsiadm: No active sessions.\n'))

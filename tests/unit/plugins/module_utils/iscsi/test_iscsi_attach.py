@@ -203,7 +203,7 @@ def drive(params, check_mode=False, libiscsi=None):
         detach_wait = 1.0
 
     module = FakeModule(full, check_mode)
-    return Driver(module).run(), module
+    return Driver(module).outcome(), module
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors impo
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.instance_info import (  # noqa: E402
     InfoDriver, describe_instances)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import connection as libvirt_connection  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (  # noqa: E402
     NOSTATE, RUNNING, SHUTDOWN, VIR_ERR_NO_DOMAIN, LibvirtConnection)
 
@@ -183,7 +184,8 @@ class FakeModule(object):
 
 
 def run_driver(domains=None, check_mode=False, **params):
-    """InfoDriver with its connection_class replaced, as the other drivers' tests do; returns (result, virConnect)."""
+    """InfoDriver (through outcome(), as the modules run it) with its connection_class replaced, as the other drivers'
+    tests do; returns (result, virConnect)."""
     opened = []
 
     class Connection(LibvirtConnection):
@@ -194,7 +196,7 @@ def run_driver(domains=None, check_mode=False, **params):
             opened.append(self._conn)
 
     driver_class = type('Driver', (InfoDriver,), {'connection_class': Connection})
-    result = driver_class(FakeModule(check_mode=check_mode, **params)).run()
+    result = driver_class(FakeModule(check_mode=check_mode, **params)).outcome()
     return result, (opened[0] if opened else None)
 
 
@@ -261,3 +263,15 @@ def test_driver_reads_the_store_read_only(store, db_path):
     run_driver({WEB1: FakeDomain('instance-00000001', VIR_DOMAIN_SHUTOFF, -1)}, state_db=db_path)
     # Drift is reported, never written back: that is instance_record's job.
     assert store.get_instance(WEB1) == before
+
+
+def test_driver_without_live_needs_no_libvirt_python(store, db_path, monkeypatch):
+    monkeypatch.setattr(libvirt_connection, 'HAS_LIBVIRT', False)
+    result, conn = run_driver(state_db=db_path, live=False)
+    assert conn is None and [item['uuid'] for item in result['instances']] == [WEB1, WEB2]
+
+
+def test_driver_refuses_a_bad_uuid_before_it_requires_libvirt_python(store, db_path, monkeypatch):
+    monkeypatch.setattr(libvirt_connection, 'HAS_LIBVIRT', False)
+    with pytest.raises(KvmhostError, match='^uuid: must be a UUID'):
+        run_driver(state_db=db_path, uuid='web-1')

@@ -11,8 +11,9 @@ import pytest
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.instance_record import (
-    plan_record, read_snapshot)
+    RecordDriver, plan_record, read_snapshot)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import LazyStore, StateStore
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import connection as libvirt_connection
 
 UUID = '1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0'
 
@@ -158,3 +159,70 @@ def test_bad_input_is_refused_before_anything_is_written(db_path, overrides, mes
     with pytest.raises(KvmhostError, match=message):
         run(db_path, **overrides)
     assert not os.path.exists(db_path)
+
+
+class FakeConnection(object):
+    """The domain of UUID runs; another domain has the name local id 1 would give."""
+
+    made = []
+
+    def __init__(self, uri):
+        self.calls, self.closed = [], False
+        FakeConnection.made.append(self)
+
+    @property
+    def conn(self):
+        return self
+
+    def domain_state(self, uuid):
+        self.calls.append('domain_state')
+        return {'found': True, 'name': 'instance-00000002', 'id': 1, 'libvirt_state': 'running', 'power_state': 1}
+
+    def listAllDomains(self, _flags):
+        self.calls.append('listAllDomains')
+        return [FakeDomain('instance-00000001', '5b1f7e0c-2f4e-4c55-8f0c-0d6a3c6c8e11')]
+
+    def close(self):
+        self.closed = True
+
+
+class FakeDomain(object):
+    def __init__(self, name, uuid):
+        self._name, self._uuid = name, uuid
+
+    def name(self):
+        return self._name
+
+    def UUIDString(self):
+        return self._uuid
+
+
+class DriverModule(object):
+    def __init__(self, check_mode=False, **overrides):
+        self.params = dict(libvirt_uri='test:///default', sync_power_state=False, expect_running=False)
+        self.params.update(params(**overrides))
+        self.check_mode, self._diff = check_mode, False
+
+    def fail_json(self, msg, **_kwargs):
+        raise KvmhostError(msg)
+
+
+class Driver(RecordDriver):
+    connection_class = FakeConnection
+
+
+def test_the_driver_uses_one_connection_for_the_power_sync_and_the_local_ids_and_closes_it(db_path):
+    FakeConnection.made = []
+    result = Driver(DriverModule(name='web-1', sync_power_state=True, state_db=db_path)).outcome()
+    assert result['instance']['power_state'] == 1 and result['instance']['local_id'] == 2
+    assert len(FakeConnection.made) == 1
+    assert FakeConnection.made[0].calls == ['domain_state', 'listAllDomains'] and FakeConnection.made[0].closed
+
+
+def test_the_driver_needs_no_libvirt_when_it_does_not_ask_it(db_path, monkeypatch):
+    FakeConnection.made = []
+    monkeypatch.setattr(libvirt_connection, 'HAS_LIBVIRT', False)
+    assert Driver(DriverModule(check_mode=True, name='web-1', state_db=db_path)).outcome()['changed']
+    assert FakeConnection.made == []
+    with pytest.raises(KvmhostError, match='libvirt-python'):
+        Driver(DriverModule(name='web-1', state_db=db_path)).outcome()  # a new record's local id

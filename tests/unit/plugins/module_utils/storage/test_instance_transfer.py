@@ -108,7 +108,7 @@ class Host(object):
         values.update(params)
         connection = type('HostConnection', (Connection,), {'domains': self.domains})
         driver_class = type('Driver', (InstanceTransferDriver,), {'connection_class': connection})
-        return driver_class(Module(values, check_mode)).run()
+        return driver_class(Module(values, check_mode)).outcome()
 
 
 def qemu_img(*args):
