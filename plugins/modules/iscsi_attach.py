@@ -228,7 +228,7 @@ skipped_instances:
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import run_step_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.host_transport import VolumesDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.iscsi_attach import VolumesDriver
 
 ITEM_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT,

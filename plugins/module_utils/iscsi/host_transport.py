@@ -14,7 +14,8 @@ by :meth:`IscsiadmRunner.set_node_password`; the user name and method go through
 Detach: flush the device's buffers, delete the SCSI device, and only when no other LUN of the session is in use:
 ``node.startup=manual``, logout and delete the node record.
 
-Everything goes through :class:`IscsiadmRunner`, so the unit tests replay recorded iscsiadm outputs and exit codes
+:class:`HostTransport` plans this for one volume; the disk's source is the device. Everything goes through
+:class:`IscsiadmRunner`, so the unit tests replay recorded iscsiadm outputs and exit codes
 (this machine has no iscsi_tcp kernel module, so iscsiadm cannot log in here).
 """
 
@@ -25,13 +26,9 @@ import os
 import re
 import time
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_portal
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import EachDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.iscsi_attach import IscsiAttachDriver, disk_xml
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.probe import portal_text
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_int
 
 # open-iscsi's exit codes (include/iscsi_err.h)
 ISCSI_ERR_TRANS_TIMEOUT = 8
@@ -140,15 +137,21 @@ class IscsiadmRunner(object):
             os.rename(path + '.kvmhost', path)
 
 
-class HostIscsiAttachDriver(IscsiAttachDriver):
-    """The module's driver: the qemu transport from IscsiAttachDriver, the host transport here."""
+class HostTransport(object):
+    """The host side of one volume: the node record, the session and the SCSI device of its LUN."""
 
-    iscsiadm_runner_class = IscsiadmRunner
+    name = 'host'
 
-    @staticmethod
-    def check_options(params):
-        check_int(params['scan_tries'], 'scan_tries', 1, MAX_SCAN_TRIES)
-        return IscsiAttachDriver.check_options(params)
+    def __init__(self, module, runner, volume, disk, password):
+        self.params = module.params
+        self.runner = runner
+        self.volume, self.disk, self.password = volume, disk, password
+        self.attached = self.params['state'] == 'attached'
+        self.iqn, self.lun = volume['target_iqn'], volume['target_lun']
+        self.host, self.port = check_portal(volume['target_portal'], 'volume.target_portal')
+        self.portal = portal_text(self.host, self.port)
+        self.path = disk.path
+        self.session = self.node = None
 
     def _iscsiadm(self, args, ok=(0,), what=None):
         rc, out, err = self.runner.iscsiadm(args)
@@ -182,39 +185,41 @@ class HostIscsiAttachDriver(IscsiAttachDriver):
         _rc, out = self._iscsiadm(['-m', 'session', '-r', session['sid'], '-P', '3'])
         return parse_session_detail(out)
 
-    def run_host(self, volume, disk, password, domain):
-        self.runner = self.iscsiadm_runner_class(self.module)
-        self.iqn, self.lun = volume['target_iqn'], volume['target_lun']
-        self.host, self.port = check_portal(volume['target_portal'], 'volume.target_portal')
-        self.portal = portal_text(self.host, self.port)
-        path = disk.path
-        session = self._session()
+    def state(self):
+        """The host's side now: the node record, the session, the device."""
+        self.session = self._session()
         rc, out = self._iscsiadm(self._node(), ok=(0, ISCSI_ERR_NO_OBJS_FOUND))
-        node = node_settings(out) if rc == 0 else None
-        before = {'node_record': node is not None, 'session': session is not None,
-                  'device': self.runner.exists(path), 'domain_attached': self._domain_has(domain, volume['id'])}
-        attached = self.params['state'] == 'attached'
-        after = dict(before, domain_attached=attached if domain is not None else before['domain_attached'])
-        plan = Plan(before, after)
-        if attached:
-            self._plan_login(plan, volume, node, session, password, path)
-            after.update(node_record=True, session=True, device=True)
-            if domain is not None:
-                self._plan_attach(plan, domain, volume['id'], lambda: disk)
-        else:
-            if domain is not None:
-                self._plan_detach(plan, domain, volume['id'])
-            last = self._plan_logout(plan, session, node, path)
-            after.update(device=False, session=before['session'] and not last,
-                         node_record=before['node_record'] and not last)
-        result = self.finish(plan)
-        result.update(volume_id=volume['id'], transport='host', secret_uuid=None, volume_secrets={},
-                      host_volume_paths={volume['id']: path} if attached else {},
-                      device_path=path if attached else None, domain_attached=after['domain_attached'],
-                      source={'dev': path}, disk_xml=None)
-        if attached:
-            result['disk_xml'] = disk_xml(disk, self.params['disk_cache'])
-        return result
+        self.node = node_settings(out) if rc == 0 else None
+        return {'node_record': self.node is not None, 'session': self.session is not None,
+                'device': self.runner.exists(self.path)}
+
+    def plan_attach(self, plan):
+        """The node record, the login and the device."""
+        self._plan_login(plan, self.volume, self.node, self.session, self.password, self.path)
+        plan.after.update(node_record=True, session=True, device=True)
+
+    def plan_detach(self, plan):
+        """The device gone, and the session and node record when no other LUN of the session is in use."""
+        last = self._plan_logout(plan, self.session, self.node, self.path)
+        plan.after.update(device=False, session=plan.before['session'] and not last,
+                          node_record=plan.before['node_record'] and not last)
+
+    def hotplug_disk(self):
+        """The disk the domain gets: the host's block device."""
+        return self.disk
+
+    def secret_uuid(self):
+        return None
+
+    def device_path(self):
+        return self.path if self.attached else None
+
+    def source(self):
+        return {'dev': self.path}
+
+    def result_disk(self):
+        """The disk of the result's disk_xml, when attached."""
+        return self.disk if self.attached else None
 
     def _plan_login(self, plan, volume, node, session, password, path):
         if node is None:
@@ -281,24 +286,3 @@ class HostIscsiAttachDriver(IscsiAttachDriver):
             plan.add('delete the node record of %s at %s' % (self.iqn, self.portal),
                      lambda: self._iscsiadm(self._node('--op', 'delete'), ok=(0, ISCSI_ERR_NO_OBJS_FOUND)))
         return True
-
-
-class VolumesDriver(EachDriver):
-    """iscsi_attach: one volume (option volume), or every volume of an instance in order (option volumes).
-
-    With ``volumes`` the result merges the volumes' ``volume_secrets`` and ``host_volume_paths``, which is
-    what domain_xml takes.
-    """
-
-    inner = HostIscsiAttachDriver
-    one = 'volume'
-    many = 'volumes'
-    merged = ('volume_secrets', 'host_volume_paths')
-
-    def record_note(self, result):
-        volumes = self.params.get('volumes')
-        if volumes is None:
-            return super().record_note(result)
-        verb = 'attached' if self.params['state'] == 'attached' else 'detached'
-        return '%d volumes %s%s' % (len(volumes), verb, ': ' + ', '.join(
-            '%s %s' % (v['device_name'], v['id']) for v in volumes) if volumes else '')

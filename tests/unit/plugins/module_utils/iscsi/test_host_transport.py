@@ -22,7 +22,8 @@ pytest.importorskip('lxml')
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.host_transport import (  # noqa: E402
-    HostIscsiAttachDriver, node_settings, parse_session_detail, parse_sessions)
+    node_settings, parse_session_detail, parse_sessions)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.iscsi_attach import IscsiAttachDriver  # noqa: E402
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'golden', 'iscsiadm')
 IQN = 'iqn.2026-11.test.kvmhost:vol'
@@ -115,7 +116,7 @@ def drive(fake, check_mode=False, **params):
                 scan_tries=5, volume=volume())
     full.update(copy.deepcopy(params))
 
-    class Driver(HostIscsiAttachDriver):
+    class Driver(IscsiAttachDriver):
         iscsiadm_runner_class = fake
 
     return Driver(FakeModule(full, check_mode)).outcome()

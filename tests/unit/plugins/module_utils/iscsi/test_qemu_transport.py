@@ -20,9 +20,10 @@ pytest.importorskip('lxml')
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi import probe as iscsi_discovery  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.iscsi_attach import (  # noqa: E402
-    VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_AFFECT_LIVE, disk_xml, find_volume_disk, secret_xml)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.host_transport import HostIscsiAttachDriver  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.hotplug import (  # noqa: E402
+    VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_AFFECT_LIVE, disk_xml, find_volume_disk)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.iscsi_attach import IscsiAttachDriver  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.qemu_transport import secret_xml  # noqa: E402
 
 IQN = 'iqn.2026-11.test.kvmhost:vol'
 VOLUME_ID = '6f1c0b5e-3a52-4c8e-9d0a-6b7f1e2d3c4b'
@@ -197,7 +198,7 @@ def drive(params, check_mode=False, libiscsi=None):
                 scan_tries=5)
     full.update(copy.deepcopy(params))
 
-    class Driver(HostIscsiAttachDriver):
+    class Driver(IscsiAttachDriver):
         connection_class = FakeConnection
         discovery_runner_class = libiscsi or FakeLibiscsi()
         detach_wait = 1.0
