@@ -177,7 +177,7 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import NOVA_NS, PACKAGE
-# libvirt-python's guarded import is libvirt_conn's, as the modules have it
+# libvirt-python's guarded import is virt/connection.py's, as the modules have it
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
     CRASHED, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, LIBVIRT_STATE_NAMES, LIBVIRT_TO_POWER_STATE, NOSTATE, PAUSED,
     POWER_STATE_NAMES, RUNNING, SHUTDOWN, SUSPENDED, VIR_ERR_NO_DOMAIN, libvirt)

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """domain_xml against the real libvirt: its schema, libvirtd, QEMU, and the module run for real.
 
-- every golden file of tests/unit/plugins/module_utils/golden/domain_xml validates with ``virt-xml-validate``;
+- every golden file of tests/unit/plugins/module_utils/virt/golden/domain_xml validates with ``virt-xml-validate``;
 - libvirtd defines a generated domain (with schema validation on) and gives back XML that contains ours, as the
   domain module's drift check needs; the domain is undefined afterwards, even on failure;
 - a generated domain boots the demo guest and its serial console lands in ``<instance dir>/console.log``;
@@ -33,7 +33,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.drift import domain_drift
 
-GOLDEN = sorted(glob.glob(os.path.join(ROOT, 'tests', 'unit', 'plugins', 'module_utils', 'golden', 'domain_xml',
+GOLDEN = sorted(glob.glob(os.path.join(ROOT, 'tests', 'unit', 'plugins', 'module_utils', 'virt', 'golden', 'domain_xml',
                                        '*.xml')))
 TEST_LOCAL_IDS = (0x7e570000, 0x7e57dfff)  # test_compute_flow uses 0x7e57f000
 PORT = '8dbfeeff-e21c-4b3d-b527-77845d2a998b'

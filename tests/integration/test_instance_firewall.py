@@ -214,11 +214,11 @@ def test_bad_input_fails_and_changes_nothing(netns):
 
 
 BAD_LINE_WRAPPER = '''
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall as iptables_apply
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall
 from ansible_collections.kvmhost.lifecycle.plugins.modules import instance_firewall
 
 
-class BadLineRunner(iptables_apply.IptablesRunner):
+class BadLineRunner(instance_firewall.IptablesRunner):
     """The real runner, but the restore payload gets one line that iptables-restore rejects, just before COMMIT."""
 
     def restore(self, family, payload):
@@ -226,7 +226,7 @@ class BadLineRunner(iptables_apply.IptablesRunner):
         super().restore(family, payload.replace('COMMIT', bad + '\\nCOMMIT'))
 
 
-iptables_apply.InstanceFirewallDriver.runner_class = BadLineRunner
+instance_firewall.InstanceFirewallDriver.runner_class = BadLineRunner
 instance_firewall.main()
 '''
 

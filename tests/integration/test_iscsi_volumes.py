@@ -252,7 +252,7 @@ def test_volume_survives_reboot_and_rebuild(export, instance, demo_console):
 
 @pytest.mark.skipif(not os.path.exists('/sys/module/iscsi_tcp'),
                     reason='the kernel has no iscsi_tcp module: iscsiadm cannot log in here '
-                           '(tests/unit/plugins/module_utils/test_iscsi_host.py replays iscsiadm instead)')
+                           '(tests/unit/plugins/module_utils/iscsi/test_host_transport.py replays iscsiadm instead)')
 def test_host_transport(export):
     if shutil.which('iscsiadm') is None:
         pytest.skip('open-iscsi is not installed')

@@ -18,7 +18,7 @@ import pytest
 libvirt = pytest.importorskip('libvirt')
 pytest.importorskip('lxml')
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi import probe as iscsi_discovery  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi import probe  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.hotplug import (  # noqa: E402
     VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_AFFECT_LIVE, disk_xml, find_volume_disk)
@@ -53,13 +53,13 @@ def connected(address, timeout):
 def reachable_portal(monkeypatch):
     # probe_portal binds socket.create_connection as its default when it is defined: patching the socket module
     # alone left the probe on a real connection, which passed only where a portal listens on 127.0.0.1:3260.
-    monkeypatch.setattr(iscsi_discovery, 'probe_portal', functools.partial(iscsi_discovery.probe_portal,
+    monkeypatch.setattr(probe, 'probe_portal', functools.partial(probe.probe_portal,
                                                                            connect=connected))
 
 
 def test_check_target_passes_chap_in_the_environment_only():
     runner = FakeLibiscsi()
-    facts = iscsi_discovery.check_target_answers(runner, '127.0.0.1', 3260, IQN, 1, 5, 'u', 'p')
+    facts = probe.check_target_answers(runner, '127.0.0.1', 3260, IQN, 1, 5, 'u', 'p')
     assert facts['exported_targets'] == [IQN]
     (ls_argv, ls_env), (inq_argv, inq_env) = runner.calls
     assert ls_argv == ['timeout', '5', 'iscsi-ls', 'iscsi://127.0.0.1:3260'] and ls_env == {}
@@ -80,7 +80,7 @@ def test_check_target_passes_chap_in_the_environment_only():
 ])
 def test_check_target_errors(runner, field, text):
     with pytest.raises(KvmhostError) as info:
-        iscsi_discovery.check_target_answers(runner, '127.0.0.1', 3260, IQN, 1, 5, 'u', 'secret-pw')
+        probe.check_target_answers(runner, '127.0.0.1', 3260, IQN, 1, 5, 'u', 'secret-pw')
     assert str(info.value).startswith(field) and text in str(info.value)
     assert 'secret-pw' not in str(info.value)
 
@@ -93,9 +93,9 @@ def test_probe_portal_timeout_and_refusal():
         raise ConnectionRefusedError(111, 'Connection refused')
 
     with pytest.raises(KvmhostError, match=r'^volume.target_portal: portal \[fd00::1\]:3260 did not answer within 3 s'):
-        iscsi_discovery.probe_portal('fd00::1', 3260, 3, 'volume.target_portal', connect=slow)
+        probe.probe_portal('fd00::1', 3260, 3, 'volume.target_portal', connect=slow)
     with pytest.raises(KvmhostError, match='Connection refused'):
-        iscsi_discovery.probe_portal('127.0.0.1', 1, 3, connect=refused)
+        probe.probe_portal('127.0.0.1', 1, 3, connect=refused)
 
 
 # ---------------------------------------------------------------- the driver, transport qemu

@@ -19,7 +19,7 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors impo
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.locks import FileLock
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import (
     build_instance_rules, check_firewall_spec)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall as iptables_apply
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.instance_firewall import (
     InstanceFirewallDriver, added_removed, normalize, parse_save, plan_family)
 
@@ -253,8 +253,8 @@ def test_the_lock_directory_made_by_another_apply_meanwhile_is_no_error(tmp_path
 
 
 def test_a_lock_held_past_the_timeout_fails_naming_lock_file_before_reading(tmp_path, monkeypatch):
-    assert iptables_apply.LOCK_TIMEOUT_SECONDS == 300
-    monkeypatch.setattr(iptables_apply, 'LOCK_TIMEOUT_SECONDS', 0.2)
+    assert instance_firewall.LOCK_TIMEOUT_SECONDS == 300
+    monkeypatch.setattr(instance_firewall, 'LOCK_TIMEOUT_SECONDS', 0.2)
     lock_path = str(tmp_path / 'iptables.lock')
     with FileLock(lock_path):  # another apply
         with pytest.raises(KvmhostError) as caught:

@@ -14,7 +14,7 @@ import pytest
 
 libvirt = pytest.importorskip('libvirt')
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import power as guest_power  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import power  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
 
 RUNNING, SHUTOFF, CRASHED = 1, 5, 6
@@ -65,7 +65,7 @@ class FakeDomain(object):
         self.destroy_calls += 1
         if self.state()[0] == SHUTOFF:
             error = libvirt.libvirtError('Requested operation is not valid: domain is not running')
-            error.err = (guest_power.VIR_ERR_OPERATION_INVALID, 0, 'domain is not running', 0, '', '', '', 0, 0)
+            error.err = (power.VIR_ERR_OPERATION_INVALID, 0, 'domain is not running', 0, '', '', '', 0, 0)
             raise error
         self.off_at = self.clock.now() + self.destroy_takes
 
@@ -79,7 +79,7 @@ class FakeDomain(object):
 def test_guest_that_powers_off_is_clean_with_one_request():
     clock = FakeClock()
     domain = FakeDomain(clock, off_after=2.0)
-    result = guest_power.power_off(domain, timeout=60, retry_interval=10, clock=clock)
+    result = power.power_off(domain, timeout=60, retry_interval=10, clock=clock)
     assert result.clean and not result.destroyed
     assert result.shutdown_requests == 1
     assert 2.0 <= result.seconds < 2.2  # seen within one 0.1 s poll, not the next whole second
@@ -90,7 +90,7 @@ def test_requests_are_resent_as_nova_resends_them():
     # Nova: countdown from retry_interval, one per second from second 0, re-send at zero.
     clock = FakeClock()
     domain = FakeDomain(clock, off_after=None)
-    result = guest_power.power_off(domain, timeout=35, retry_interval=10, clock=clock)
+    result = power.power_off(domain, timeout=35, retry_interval=10, clock=clock)
     assert domain.shutdown_times == [0.0, 10.0, 21.0, 32.0]
     assert result.shutdown_requests == 4
     assert not result.clean and result.destroyed
@@ -107,7 +107,7 @@ def test_guest_that_ignores_the_first_request_stops_after_a_resend():
         if len(domain.shutdown_times) == 2:
             domain.off_at = clock.now() + 1.5
     domain.shutdown = shutdown_second_time
-    result = guest_power.power_off(domain, timeout=60, retry_interval=3, clock=clock)
+    result = power.power_off(domain, timeout=60, retry_interval=3, clock=clock)
     assert result.clean and result.shutdown_requests == 2
     assert domain.shutdown_times == [0.0, 3.0]
 
@@ -115,7 +115,7 @@ def test_guest_that_ignores_the_first_request_stops_after_a_resend():
 def test_timeout_zero_destroys_at_once():
     clock = FakeClock()
     domain = FakeDomain(clock, off_after=1.0)
-    result = guest_power.power_off(domain, timeout=0, retry_interval=10, clock=clock)
+    result = power.power_off(domain, timeout=0, retry_interval=10, clock=clock)
     assert domain.shutdown_times == []
     assert result.destroyed and not result.clean
     assert result.messages == ['Instance destroyed successfully.']
@@ -124,7 +124,7 @@ def test_timeout_zero_destroys_at_once():
 def test_already_off_changes_nothing():
     clock = FakeClock()
     domain = FakeDomain(clock, state=SHUTOFF)
-    result = guest_power.power_off(domain, timeout=60, retry_interval=10, clock=clock)
+    result = power.power_off(domain, timeout=60, retry_interval=10, clock=clock)
     assert result.already_off and result.clean and domain.shutdown_times == [] and domain.destroy_calls == 0
     assert result.messages[0] == 'Instance already shutdown.'
 
@@ -132,13 +132,13 @@ def test_already_off_changes_nothing():
 def test_crashed_counts_as_off():
     clock = FakeClock()
     domain = FakeDomain(clock, state=CRASHED)
-    assert guest_power.power_off(domain, timeout=60, retry_interval=10, clock=clock).already_off
+    assert power.power_off(domain, timeout=60, retry_interval=10, clock=clock).already_off
 
 
 def test_destroy_again_when_the_domain_comes_back_with_a_new_id():
     clock = FakeClock()
     domain = FakeDomain(clock, destroy_takes=1.0, comes_back=1)
-    result = guest_power.power_off(domain, timeout=0, retry_interval=10, clock=clock)
+    result = power.power_off(domain, timeout=0, retry_interval=10, clock=clock)
     assert domain.destroy_calls == 2
     assert 'Instance may have been rebooted during destroy; destroying again.' in result.messages
     assert result.messages[-1] == 'Instance destroyed successfully.'
@@ -148,4 +148,4 @@ def test_destroy_that_never_ends_is_reported():
     clock = FakeClock()
     domain = FakeDomain(clock, destroy_takes=10 ** 6)
     with pytest.raises(KvmhostError, match='still running 60 seconds after destroy'):
-        guest_power.destroy(domain, guest_power.PowerOffResult(), clock=clock)
+        power.destroy(domain, power.PowerOffResult(), clock=clock)
