@@ -13,10 +13,10 @@ import time
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import disk_element, etree
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import VIR_DOMAIN_XML_INACTIVE
 
 VIR_DOMAIN_AFFECT_LIVE = 1
 VIR_DOMAIN_AFFECT_CONFIG = 2
-VIR_DOMAIN_XML_INACTIVE = 2
 
 
 @dataclasses.dataclass(frozen=True)
