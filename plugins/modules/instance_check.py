@@ -277,9 +277,9 @@ known_uuids:
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import run_module
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import VIRT_TYPES
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.host.instance_check import ACTIONS, InstanceCheckDriver
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import CLAIM_STALE_SECONDS
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import VIRT_TYPES
 
 ARGUMENT_SPEC = argument_specs.merged(
     argument_specs.LIBVIRT, argument_specs.STATE_STORE, argument_specs.INSTANCES_PATH,

@@ -32,9 +32,9 @@ from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argu
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import (
     KNOWN_ERRORS, ModuleDriver, describe_error, forget_passwords)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_int
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
     ACTIONS, TASK_STATES, VM_STATES, StateStore, utcnow)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_int
 
 MAX_CONCURRENCY = 64
 # Seconds between the heartbeats a step sends for the run's claims (see instance_check's claim option).

@@ -25,30 +25,30 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core import argument_specs
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import links as hl
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import (
     KNOWN_ERRORS, describe_error, forget_passwords)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import without_none
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import VIR_DOMAIN_XML_INACTIVE, LibvirtDriver
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_portal
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
+    MAX_TIMEOUT, check_int, check_portal, check_uuid)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.host.resource_audit import read_meminfo
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import links as hl
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import check_firewall_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.names import DEFAULT_OVS_BRIDGE
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.vif import check_vif_spec
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.known_instances import known_instance
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
+    INTERRUPTED, MAX_CLAIM_STALE_SECONDS, MIN_CLAIM_STALE_SECONDS, StateStore, domain_name)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_cache import ImageCache, image_base_name, parse_source
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.instance_image import check_flavor, check_image
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
+    LIBVIRT_TO_POWER_STATE, RUNNING, domains_by_local_id)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import (
     check_domain_spec, volume_secret_placeholders)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import NOVA_NS
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import check_firewall_spec
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_cache import ImageCache, image_base_name, parse_source
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.instance_image import check_flavor, check_image
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.known_instances import known_instance
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
-    LIBVIRT_TO_POWER_STATE, RUNNING, domains_by_local_id)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.host.resource_audit import read_meminfo
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
-    INTERRUPTED, MAX_CLAIM_STALE_SECONDS, MIN_CLAIM_STALE_SECONDS, StateStore, domain_name)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import MAX_TIMEOUT, check_int, check_uuid
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.vif import check_vif_spec
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.drift import domain_drift, parse_xml
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import VIR_DOMAIN_XML_INACTIVE, LibvirtDriver
 
 ACTIONS = ('boot', 'rebuild', 'delete', 'migrate_source', 'migrate_destination')
 # Nova's default cpu_allocation_ratio: the vCPUs a host's instances may have per physical CPU.

@@ -18,12 +18,12 @@ import socket
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import KNOWN_ERRORS, Plan, describe_error
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import Recorder, check_record
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
-    LazyStore, StateStore, utcnow)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
     check_instances_path, check_token, check_uuid)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
+    LazyStore, StateStore, utcnow)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.drift import parse_xml
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver
 
 GIB = 1024 ** 3
 DISK_FILES = ('disk', 'disk.local', 'disk.swap')

@@ -26,8 +26,8 @@ import os
 import re
 import time
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_portal
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_portal
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.probe import portal_text
 
 # open-iscsi's exit codes (include/iscsi_err.h)

@@ -21,11 +21,11 @@ import re
 import stat
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan, forget_secret
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text, write_atomic
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import MAX_LUN, check_iqn
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text, write_atomic
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
+    MAX_LUN, check_absolute_path, check_iqn)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.probe import TIMEOUT_RC
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_absolute_path
 
 CONFIG_MODE = 0o600
 # Each tgtadm call is bounded: a tgtd that does not answer within this many seconds is asked to stop the call

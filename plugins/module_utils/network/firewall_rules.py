@@ -21,11 +21,10 @@ import collections
 import ipaddress
 import re
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
-    MAX_MTU, MAX_PORT, MAX_VLAN, MIN_MTU, MIN_PORT, MIN_VLAN, check_mac)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.names import check_port_id, tap_name
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_int, check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
+    MAX_MTU, MAX_PORT, MAX_VLAN, MIN_MTU, MIN_PORT, MIN_VLAN, check_int, check_mac, check_uuid)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.names import check_port_id, tap_name
 
 FAMILIES = ('ipv4', 'ipv6')
 ETHERTYPES = {'IPv4': 'ipv4', 'IPv6': 'ipv6'}

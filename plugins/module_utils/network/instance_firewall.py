@@ -21,10 +21,10 @@ import socket
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.locks import FileLock
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_uuid
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import (
     CHAIN_PREFIX, FALLBACK_CHAIN, FALLBACK_RULES, FAMILIES, FORWARD_JUMP, TOP_CHAIN, build_instance_rules,
     check_firewall_spec, line_owner)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_uuid
 
 COMMANDS = {'ipv4': ('iptables-save', 'iptables-restore'), 'ipv6': ('ip6tables-save', 'ip6tables-restore')}
 # iptables-restore's --wait for the kernel's xtables lock (held by any iptables command on the host).

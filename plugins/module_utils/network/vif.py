@@ -19,16 +19,15 @@ import copy
 import ipaddress
 import os
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import links as hl
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.argument_specs import VIF_TYPES
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.batch import EachDriver
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.argument_specs import VIF_TYPES
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
-    MAX_MTU, MAX_VLAN, MIN_MTU, MIN_VLAN, check_ifname, check_mac)
+    MAX_MTU, MAX_VLAN, MIN_MTU, MIN_VLAN, check_ifname, check_mac, check_uuid)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import links as hl
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.names import (
     DEFAULT_OVS_BRIDGE, check_port_id, qbr_name, qvb_name, qvo_name, tap_name)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_uuid
 
 STATES = ('plugged', 'unplugged')
 

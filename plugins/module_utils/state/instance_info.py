@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import power_sync
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_uuid
 
 
 def describe_instances(store, connection, uuid=None, include_deleted=False, with_actions=False):

@@ -15,12 +15,12 @@ import copy
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import RUNNING, domains_by_local_id
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
-    EVENT_RESULTS, LazyStore, StateStore, canonical_json, parse_timestamp, utcnow)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
     check_display_name, check_token, check_uuid, check_writable_parent)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import (
+    EVENT_RESULTS, LazyStore, StateStore, canonical_json, parse_timestamp, utcnow)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import RUNNING, domains_by_local_id
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver
 
 RECORD_OPTIONS = ('name', 'vm_state', 'task_state', 'power_state', 'image', 'flavor', 'host', 'launched_at')
 _RESULT_NAMES = dict((name.lower(), name) for name in EVENT_RESULTS)

@@ -30,11 +30,11 @@ import re
 import stat
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text, write_atomic
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore, to_datetime
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text, write_atomic
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
     check_absolute_path, check_token, check_uuid)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore, to_datetime
 
 SUCCESS = 'Success'
 ERROR = 'Error'

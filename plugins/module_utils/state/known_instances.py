@@ -22,10 +22,10 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import NOVA_NS, etree
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.files import read_text
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.instance_disk import instance_paths
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import NOVA_NS, etree
 
 # domain_spec.iscsi_by_path, read back: the portal (an IPv6 address in brackets), the IQN and the LUN.
 _BY_PATH_RE = re.compile(r'^/dev/disk/by-path/ip-(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):(?P<port>\d+)'

@@ -23,11 +23,11 @@ import os
 import shutil
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver, describe
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import SHUTDOWN_STATES
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import NOSTATE
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_instances_path, check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import NOSTATE
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver, describe
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import SHUTDOWN_STATES
 
 MOVED_SUFFIX = '_del'
 DISCARD_SUFFIX = '_discard'

@@ -15,17 +15,17 @@ import functools
 import os
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver, Plan
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import (
-    MAX_DISK_GB, MAX_MEMORY_MB, MAX_SWAP_MB, MAX_VCPUS)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_cache import (
-    BASE_DIR, ImageCache, check_image_info, ephemeral_base_name, hash_file, image_base_name, parse_checksum,
-    parse_source, read_record, swap_base_name)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
+    MAX_TIMEOUT, check_absolute_path, check_instances_path, check_int, check_token, check_uuid)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.disk_files import (
     COPIES, DISK_MODE, GIB, INSTANCE_DIR_MODE, MANAGED_FILES, MIB, OVERLAYS, DiskTools, Wanted, copy_file,
     create_overlay, find_files, overlay_summary, plan_files, regular_file, root_disk_size, scan_backing_files)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
-    MAX_TIMEOUT, check_absolute_path, check_instances_path, check_int, check_token, check_uuid)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_cache import (
+    BASE_DIR, ImageCache, check_image_info, ephemeral_base_name, hash_file, image_base_name, parse_checksum,
+    parse_source, read_record, swap_base_name)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import (
+    MAX_DISK_GB, MAX_MEMORY_MB, MAX_SWAP_MB, MAX_VCPUS)
 
 # The oldest a base_cleanup_age may ask for, in seconds: ten years.
 MAX_BASE_CLEANUP_AGE = 10 * 365 * 24 * 3600

@@ -26,18 +26,18 @@ import os
 import shutil
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver, describe
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import SHUTDOWN_STATES
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
+    check_instances_path, check_token, check_uuid)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore, utcnow
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.disk_files import (
+    DISK_MODE, INSTANCE_DIR_MODE, DiskTools)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_cache import (
     BASE_DIR, ImageCache, hash_file, is_base_name, read_record)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.instance_disk import instance_paths
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.disk_files import (
-    DISK_MODE, INSTANCE_DIR_MODE, DiskTools)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import NOSTATE, domains_by_local_id
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore, utcnow
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import (
-    check_instances_path, check_token, check_uuid)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import LibvirtDriver, describe
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import SHUTDOWN_STATES
 
 INCOMING_SUFFIX = '_incoming'
 STATES = ('exported', 'receiving', 'imported', 'absent')

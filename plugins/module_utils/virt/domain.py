@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import MAX_TIMEOUT, check_int, check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
+    NOSTATE, RUNNING, SHUTDOWN, libvirt)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.drift import domain_drift, parse_xml
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import (
     VIR_DOMAIN_XML_INACTIVE, LibvirtDriver, check_shutdown_options, describe)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import (
     SHUTDOWN_STATES, power_off, start_and_wait)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
-    NOSTATE, RUNNING, SHUTDOWN, libvirt)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import MAX_TIMEOUT, check_int, check_uuid
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.drift import domain_drift, parse_xml
 
 VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = 1
 VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA = 2

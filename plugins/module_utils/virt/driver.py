@@ -8,10 +8,10 @@ options."""
 from __future__ import annotations
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import ModuleDriver
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import Clock, power_state_of
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import MAX_TIMEOUT, check_int
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (
     NOSTATE, LibvirtConnection, require_libvirt)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import MAX_TIMEOUT, check_int
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import Clock, power_state_of
 
 VIR_DOMAIN_XML_INACTIVE = 2
 

@@ -7,12 +7,12 @@ shutdown requests, then destroy)."""
 from __future__ import annotations
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.base import Plan
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_uuid
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import utcnow
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import SHUTDOWN
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import (
     LibvirtDriver, check_shutdown_options, describe)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import SHUTDOWN_STATES, power_off
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import SHUTDOWN
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import utcnow
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.validation import check_uuid
 
 
 class ShutdownDriver(LibvirtDriver):

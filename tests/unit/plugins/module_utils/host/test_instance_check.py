@@ -18,11 +18,11 @@ import pytest
 
 pytest.importorskip('libvirt')
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.host.instance_check import (  # noqa: E402
     InstanceCheckDriver, check_spec, cross_checks, probe_portal)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml  # noqa: E402
 
 UUID_A = '8f3c6f4e-2b6a-4d0e-9a51-1c2d3e4f5a6b'
 UUID_B = '0b7e1a52-44f1-4c37-8d0e-5e6f7a8b9c0d'

@@ -18,8 +18,8 @@ import pytest
 libvirt = pytest.importorskip('libvirt')
 pytest.importorskip('lxml')
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi import probe  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi import probe  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.hotplug import (  # noqa: E402
     VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_AFFECT_LIVE, disk_xml, find_volume_disk)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.iscsi.iscsi_attach import IscsiAttachDriver  # noqa: E402
@@ -53,8 +53,7 @@ def connected(address, timeout):
 def reachable_portal(monkeypatch):
     # probe_portal binds socket.create_connection as its default when it is defined: patching the socket module
     # alone left the probe on a real connection, which passed only where a portal listens on 127.0.0.1:3260.
-    monkeypatch.setattr(probe, 'probe_portal', functools.partial(probe.probe_portal,
-                                                                           connect=connected))
+    monkeypatch.setattr(probe, 'probe_portal', functools.partial(probe.probe_portal, connect=connected))
 
 
 def test_check_target_passes_chap_in_the_environment_only():

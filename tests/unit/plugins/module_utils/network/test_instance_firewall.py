@@ -17,9 +17,9 @@ import pytest
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.locks import FileLock
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.firewall_rules import (
     build_instance_rules, check_firewall_spec)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.instance_firewall import (
     InstanceFirewallDriver, added_removed, normalize, parse_save, plan_family)
 

@@ -14,8 +14,8 @@ import json
 
 import pytest
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import links as host_links
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import links as host_links
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.vif import VifPlanner, check_vif_spec
 
 INSTANCE = '11111111-2222-4333-8444-555555555555'

@@ -12,10 +12,10 @@ import stat
 import pytest
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.instance_timeline import (
     STEP_COLOURS, TimelineDriver, _axis_label, build_timeline, file_diffs, plan_timeline_files, render_html,
     render_json, render_text, run_chart)
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore
 
 WEB1 = '1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0'
 WEB2 = '2f1f7fe0-78fe-4c75-a9e7-8cef5f7f5fb1'

@@ -17,12 +17,12 @@ import pytest
 
 pytest.importorskip('lxml.etree')
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import check_domain_spec  # noqa: E402
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.vif import network_info  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.known_instances import (  # noqa: E402
     known_instance, vifs_of_domain_xml, vifs_of_network_info, volumes_of_domain_xml)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network.vif import network_info  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_spec import check_domain_spec  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain_xml import build_domain_xml  # noqa: E402
 
 UUID = '1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0'
 HYBRID_PORT = '8dbfeeff-e21c-4b3d-b527-77845d2a998b'

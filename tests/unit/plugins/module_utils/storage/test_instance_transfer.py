@@ -20,10 +20,10 @@ import pytest
 pytest.importorskip('libvirt')
 
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.image_cache import hash_file  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.storage.instance_transfer import (  # noqa: E402
     InstanceTransferDriver, check_manifest, incoming_path)
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.state.store import StateStore  # noqa: E402
 
 QEMU_IMG, QEMU_IO = shutil.which('qemu-img'), shutil.which('qemu-io')
 pytestmark = pytest.mark.skipif(QEMU_IO is None, reason='qemu-img and qemu-io (qemu-utils) are not installed')

@@ -14,8 +14,8 @@ import pytest
 
 libvirt = pytest.importorskip('libvirt')
 
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import power  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import power  # noqa: E402
 
 RUNNING, SHUTOFF, CRASHED = 1, 5, 6
 
