@@ -53,7 +53,7 @@ REBUILD_STEPS = ['kvmhost.lifecycle.instance_check', 'kvmhost.lifecycle.instance
 def image_spec(images, image_id):
     entry = [item for item in images.manifest['images'] if item['id'] == image_id][0]
     return {'id': image_id, 'source': entry['path'], 'checksum': entry['checksum'], 'kernel': str(images.kernel),
-            'ramdisk': str(images.initrd), 'cmdline': 'console=ttyS0'}
+            'ramdisk': str(images.initrd), 'cmdline': 'console=ttyS0 no_timer_check'}
 
 
 class PrivateDataDir(object):

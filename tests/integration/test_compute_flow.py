@@ -26,7 +26,7 @@ LOCAL_ID = 0x7E57F000  # far above any real host-local id
 def image_spec(images, image_id):
     entry = [item for item in images.manifest['images'] if item['id'] == image_id][0]
     return {'id': image_id, 'source': entry['path'], 'checksum': entry['checksum'],
-            'kernel': str(images.kernel), 'ramdisk': str(images.initrd), 'cmdline': 'console=ttyS0'}
+            'kernel': str(images.kernel), 'ramdisk': str(images.initrd), 'cmdline': 'console=ttyS0 no_timer_check'}
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ BOOT_TIMEOUT = 90.0
 SHUTDOWN_TIMEOUT = 30.0
 
 
-def domain_xml(name, images, directory, disks, cmdline="console=ttyS0"):
+def domain_xml(name, images, directory, disks, cmdline="console=ttyS0 no_timer_check"):
     """disks: list of (path, format); they become vda, vdb, ... in that order."""
     disk_xml = "".join(
         f"""
@@ -79,7 +79,7 @@ def start_and_boot(dom, console):
 def demo_guest(demo_images, libvirt_test_dir, libvirt_test_domains, demo_console):
     """Factory: a defined (not started) demo guest on an overlay of demo-guest-v1; returns (dom, console)."""
 
-    def make(extra_disks=(), cmdline="console=ttyS0", label="demo"):
+    def make(extra_disks=(), cmdline="console=ttyS0 no_timer_check", label="demo"):
         root = overlay(demo_images.image("demo-guest-v1"), libvirt_test_dir / "vda.qcow2")
         name = libvirt_test_domains.unique_name(label)
         xml = domain_xml(name, demo_images, libvirt_test_dir, [(root, "qcow2"), *extra_disks], cmdline)
@@ -110,7 +110,7 @@ def test_boot_graceful_shutdown_and_restart(demo_guest, demo_images):
 
 
 def test_noacpi_guest_ignores_shutdown_until_destroyed(demo_guest):
-    dom, console = demo_guest(cmdline="console=ttyS0 kvmhost.noacpi=1", label="noacpi")
+    dom, console = demo_guest(cmdline="console=ttyS0 no_timer_check kvmhost.noacpi=1", label="noacpi")
 
     lines = start_and_boot(dom, console)
     assert "acpi ignored" in lines

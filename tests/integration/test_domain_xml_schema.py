@@ -64,7 +64,7 @@ def spec(instances_path, uuid=None, **changes):
         'name': 'kvmhost-test <web> & "db"',
         'flavor': {'vcpus': 1, 'memory_mb': 128, 'root_gb': 1, 'ephemeral_gb': 1, 'swap_mb': 32, 'name': 'm1.test'},
         'image': {'id': 'demo-guest-v1', 'kernel': '/var/lib/kvmhost/images/demo-vmlinuz',
-                  'ramdisk': '/var/lib/kvmhost/images/demo-initrd.gz', 'cmdline': 'console=ttyS0'},
+                  'ramdisk': '/var/lib/kvmhost/images/demo-initrd.gz', 'cmdline': 'console=ttyS0 no_timer_check'},
         'vifs': [
             {'id': PORT, 'address': 'fa:16:3e:81:a8:b4', 'type': 'ovs_hybrid', 'bridge': 'br-int', 'mtu': 1450,
              'network': {'ips': ['10.10.10.13']}},

@@ -60,7 +60,7 @@ def image_spec(manifest, image_id='demo-guest-v1', source=None, kernel=True):
     image = manifest['by_id'][image_id]
     spec = {'id': image_id, 'source': source or image['path'], 'checksum': image['checksum']}
     if kernel:
-        spec.update(kernel=manifest['kernel']['path'], ramdisk=manifest['ramdisk']['path'], cmdline='console=ttyS0')
+        spec.update(kernel=manifest['kernel']['path'], ramdisk=manifest['ramdisk']['path'], cmdline='console=ttyS0 no_timer_check')
     return spec
 
 

@@ -35,7 +35,7 @@ def instance_xml(domain_name, uuid, name, directory, images, vifs=()):
             'flavor': {'name': 'm1.test', 'vcpus': 1, 'memory_mb': 128, 'root_gb': 1, 'ephemeral_gb': 0, 'swap_mb': 0},
             'image': {'id': 'demo-guest-v1', 'source': str(images.image('demo-guest-v1')),
                       'checksum': 'sha256:' + '0' * 64, 'kernel': str(images.kernel), 'ramdisk': str(images.initrd),
-                      'cmdline': 'console=ttyS0'},
+                      'cmdline': 'console=ttyS0 no_timer_check'},
             'vifs': list(vifs), 'volumes': []}
     root = etree.fromstring(build_domain_xml(check_domain_spec(
         {'instance': spec, 'local_id': 1, 'virt_type': 'qemu', 'instances_path': str(directory)})).encode())

@@ -146,7 +146,7 @@ def test_attach_errors(export):
 def image_spec(images, image_id):
     entry = [item for item in images.manifest['images'] if item['id'] == image_id][0]
     return {'id': image_id, 'source': entry['path'], 'checksum': entry['checksum'],
-            'kernel': str(images.kernel), 'ramdisk': str(images.initrd), 'cmdline': 'console=ttyS0'}
+            'kernel': str(images.kernel), 'ramdisk': str(images.initrd), 'cmdline': 'console=ttyS0 no_timer_check'}
 
 
 @pytest.fixture

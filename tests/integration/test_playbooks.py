@@ -43,13 +43,13 @@ pytestmark = pytest.mark.slow
 
 LOCAL_ID_BASE = 0x7E57F200  # far above any real host-local id; the other test modules use 0x7E57F000-0x7E57F1FF
 FLAVOR = {'vcpus': 1, 'memory_mb': 192, 'root_gb': 1, 'ephemeral_gb': 0, 'swap_mb': 0}
-NOACPI_CMDLINE = 'console=ttyS0 kvmhost.noacpi=1'
+NOACPI_CMDLINE = 'console=ttyS0 no_timer_check kvmhost.noacpi=1'
 SHORT_SHUTDOWN_TIMEOUT = 4
 BOOT_TIMEOUT = 120
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def image_spec(images, image_id, cmdline='console=ttyS0'):
+def image_spec(images, image_id, cmdline='console=ttyS0 no_timer_check'):
     entry = [item for item in images.manifest['images'] if item['id'] == image_id][0]
     return {'id': image_id, 'source': entry['path'], 'checksum': entry['checksum'],
             'kernel': str(images.kernel), 'ramdisk': str(images.initrd), 'cmdline': cmdline}

@@ -23,7 +23,7 @@ from kvmhost_testlib import run_module
 libvirt = pytest.importorskip('libvirt')
 
 
-def guest_xml(uuid, name, images, directory, cmdline='console=ttyS0'):
+def guest_xml(uuid, name, images, directory, cmdline='console=ttyS0 no_timer_check'):
     return '''<domain type='qemu'>
   <name>%s</name>
   <uuid>%s</uuid>
@@ -46,7 +46,7 @@ def guest(demo_images, libvirt_test_dir, libvirt_test_domains, libvirt_conn, dem
     """Factory for a demo guest's uuid, XML and console; the domain is undefined after the test."""
     made = []
 
-    def make(cmdline='console=ttyS0'):
+    def make(cmdline='console=ttyS0 no_timer_check'):
         uuid = str(uuid_lib.uuid4())
         directory = libvirt_test_dir / uuid
         directory.mkdir(mode=0o755)
@@ -123,7 +123,7 @@ def test_graceful_shutdown_is_clean(guest):
 
 
 def test_guest_ignoring_acpi_takes_the_timeout_path(guest):
-    uuid, xml, console, _directory = guest(cmdline='console=ttyS0 kvmhost.noacpi=1')
+    uuid, xml, console, _directory = guest(cmdline='console=ttyS0 no_timer_check kvmhost.noacpi=1')
     console.mark()
     domain(uuid, xml=xml)
     console.wait_for('acpi ignored')

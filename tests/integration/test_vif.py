@@ -250,7 +250,7 @@ def test_a_real_guest_boots_on_a_hybrid_vif(ovs_bridge, demo_images, libvirt_tes
             'flavor': {'vcpus': 1, 'memory_mb': 192, 'root_gb': 1, 'ephemeral_gb': 0, 'swap_mb': 0},
             'image': {'id': 'demo-guest-v1', 'source': entry['path'], 'checksum': entry['checksum'],
                       'kernel': str(demo_images.kernel), 'ramdisk': str(demo_images.initrd),
-                      'cmdline': 'console=ttyS0'},
+                      'cmdline': 'console=ttyS0 no_timer_check'},
             'vifs': [vif], 'volumes': []}
     qbr, tap = ('qbr' + port_id)[:14], ('tap' + port_id)[:14]
     try:
