@@ -25,10 +25,12 @@ VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA = 16
 def read_xml_file(path):
     """The domain XML kept in a file (an instance directory's libvirt.xml)."""
     try:
-        with open(path) as handle:
+        with open(path, encoding='utf-8') as handle:
             return handle.read()
     except OSError as exc:
         raise KvmhostError('cannot read %s: %s' % (path, exc.strerror), field='xml_file')
+    except UnicodeDecodeError:
+        raise KvmhostError('%s is not UTF-8 text, so not domain XML' % path, field='xml_file')
 
 
 class DomainDriver(LibvirtDriver):

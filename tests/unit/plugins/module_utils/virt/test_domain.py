@@ -327,6 +327,14 @@ def test_read_xml_file_names_the_option_the_path_and_the_cause(tmp_path, name, r
     assert str(caught.value) == 'xml_file: cannot read %s: %s' % (path, reason)
 
 
+def test_read_xml_file_refuses_a_file_that_is_not_utf8_by_the_option(tmp_path):
+    path = tmp_path / 'libvirt.xml'
+    path.write_bytes(b'<domain>\xff\xfe</domain>')
+    with pytest.raises(KvmhostError) as caught:
+        read_xml_file(str(path))
+    assert str(caught.value) == 'xml_file: %s is not UTF-8 text, so not domain XML' % path
+
+
 # ---------------------------------------------------------------- state running
 
 def test_a_missing_domain_is_defined_from_the_xml_and_started_and_a_second_run_changes_nothing():
