@@ -45,10 +45,9 @@ def parse_iscsi_ls(text):
     """The target names of ``iscsi-ls`` output (``Target:<iqn> Portal:<portal>,<tpgt>`` lines)."""
     names = []
     for line in text.splitlines():
-        if line.startswith('Target:'):
-            name = line[len('Target:'):].split()[0]
-            if name not in names:
-                names.append(name)
+        fields = line[len('Target:'):].split() if line.startswith('Target:') else []
+        if fields and fields[0] not in names:  # a bare 'Target:' line names nothing
+            names.append(fields[0])
     return names
 
 

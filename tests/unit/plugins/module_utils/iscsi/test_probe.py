@@ -137,6 +137,7 @@ def test_parse_iscsi_ls_skips_lun_lines_and_noise():
     assert parse_iscsi_ls('iscsi_discovery failed : Failed to connect\n') == []
     # Only a line that starts with the keyword is a target line.
     assert parse_iscsi_ls(' Target:%s Portal:127.0.0.1:3260,1\nTarget: %s Portal:x\n' % (OTHER_IQN, IQN)) == [IQN]
+    assert parse_iscsi_ls('Target:\nTarget:%s Portal:127.0.0.1:3260,1\n' % IQN) == [IQN]  # a bare keyword names nothing
 
 
 def test_parse_device_type_reads_the_peripheral_device_type():
