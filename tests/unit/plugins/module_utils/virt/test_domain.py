@@ -14,7 +14,6 @@ tests/integration/test_power_and_lifecycle.py runs the module against the real l
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -22,17 +21,16 @@ import pytest
 libvirt = pytest.importorskip('libvirt')
 pytest.importorskip('lxml')
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import domain as domain_utils  # noqa: E402
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (  # noqa: E402
-    VIR_ERR_NO_DOMAIN, LibvirtConnection)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.domain import (  # noqa: E402
     DomainDriver, read_xml_file)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.driver import VIR_DOMAIN_XML_INACTIVE  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import VIR_ERR_OPERATION_INVALID  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.modules import domain as domain_module  # noqa: E402
+
+from .libvirt_fakes import (  # noqa: E402
+    FakeModule, FakeVirConnectBase, libvirt_error, module_main_over, no_domain, outcome_over, refuse_real_libvirt)
 
 UUID = '1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0'
 OTHER = '2f1f7fea-78fe-4c75-a9e7-8cef5f7f5fb1'
@@ -83,24 +81,6 @@ LIBVIRT_DEFINED = '''<domain type='qemu'>
 </domain>''' % (UUID, UUID)
 
 
-def libvirt_error(code, message):
-    """A libvirtError as libvirt-python raises it, its code and message in ``err``."""
-    error = libvirt.libvirtError(message)
-    error.err = (code, 0, message, 0, '', '', '', 0, 0)
-    return error
-
-
-class FakeClock(object):
-    def __init__(self):
-        self.time = 1000.0
-
-    def now(self):
-        return self.time
-
-    def sleep(self, seconds):
-        self.time = round(self.time + seconds, 6)
-
-
 class FakeVirDomain(object):
     """A virDomain of the fake virConnect; ``calls`` holds every call made on it, with its arguments.
 
@@ -131,7 +111,7 @@ class FakeVirDomain(object):
         if name in CHANGING:
             self.conn.changes.append(name)
         if self.undefined:
-            raise libvirt_error(VIR_ERR_NO_DOMAIN, "Domain not found: no domain with matching uuid '%s'" % self.uuid)
+            raise no_domain(self.uuid)
 
     def _power_down(self):
         self._state, self.live_xml, self.domain_id, self.off_at = SHUTOFF, None, -1, None
@@ -206,35 +186,18 @@ class FakeVirDomain(object):
         del self.conn.domains[self.uuid]
 
 
-class FakeVirConnect(object):
+class FakeVirConnect(FakeVirConnectBase):
     """The virConnect methods LibvirtConnection and the driver call. ``calls`` holds the connection's calls,
     ``changes`` the names of the calls that change something, on the connection and its domains, in order."""
 
     def __init__(self):
-        self.clock = FakeClock()
-        self.domains = {}
-        self.calls = []
-        self.changes = []
-        self.closed = 0
+        super().__init__()
         self.reject = None
-        self.lookup_error = None
 
     def add(self, xml=None, **kwargs):
         domain = FakeVirDomain(self, xml or domain_xml(), **kwargs)
         self.domains[domain.uuid] = domain
         return domain
-
-    def lookupByUUIDString(self, uuid):
-        self.calls.append(('lookupByUUIDString', uuid))
-        if self.lookup_error is not None:
-            raise self.lookup_error
-        if uuid not in self.domains:
-            raise libvirt_error(VIR_ERR_NO_DOMAIN, "Domain not found: no domain with matching uuid '%s'" % uuid)
-        return self.domains[uuid]
-
-    def lookupByName(self, name):
-        self.calls.append(('lookupByName', name))
-        raise AssertionError('a domain is found by its UUID, never by its name')
 
     def defineXML(self, xml):
         self.calls.append(('defineXML', xml))
@@ -247,43 +210,16 @@ class FakeVirConnect(object):
         self.domains[uuid].inactive_xml = xml  # a running guest keeps its live definition
         return self.domains[uuid]
 
-    def close(self):
-        self.closed += 1
-
-
-class FakeModule(object):
-    """What the driver uses of AnsibleModule: the parameters, with the defaults of the module's own spec, and the
-    modes."""
-
-    def __init__(self, check_mode=False, diff=False, **params):
-        self.params = dict((name, spec.get('default')) for name, spec in domain_module.ITEM_SPEC.items())
-        self.params.update(params)
-        self.check_mode = check_mode
-        self._diff = diff
-
-    def fail_json(self, msg, **_kwargs):
-        raise AssertionError(msg)
-
 
 @pytest.fixture(autouse=True)
 def no_real_libvirt(monkeypatch):
-    """A unit test that reached for libvirtd would fail here instead of connecting."""
-    def refuse(uri):
-        raise AssertionError('unit tests connect to no libvirtd (%s)' % uri)
-    monkeypatch.setattr(libvirt, 'open', refuse)
+    refuse_real_libvirt(monkeypatch)
 
 
 def run_driver(conn, check_mode=False, diff=False, **params):
     """DomainDriver through outcome() on the real LibvirtConnection over ``conn``; (driver, result)."""
     params.setdefault('uuid', UUID)
-    live = LibvirtConnection('qemu:///system')
-    live._conn = conn  # pylint: disable=protected-access
-    driver = DomainDriver(FakeModule(check_mode, diff, **params), connection=live)
-    driver.clock = conn.clock
-    closed = conn.closed
-    result = driver.outcome()
-    assert conn.closed == closed + 1
-    return driver, result
+    return outcome_over(DomainDriver, FakeModule(domain_module.ITEM_SPEC, check_mode, diff, **params), conn)
 
 
 def run(conn, check_mode=False, diff=False, **params):
@@ -703,7 +639,7 @@ def test_a_libvirt_uri_that_cannot_be_reached_fails_naming_the_option(monkeypatc
     def unreachable(uri):
         raise libvirt_error(VIR_ERR_SYSTEM_ERROR, "Failed to connect socket to '/run/nowhere': No such file")
     monkeypatch.setattr(libvirt, 'open', unreachable)
-    driver = DomainDriver(FakeModule(uuid=UUID, xml=domain_xml(), libvirt_uri='qemu:///nowhere'))
+    driver = DomainDriver(FakeModule(domain_module.ITEM_SPEC, uuid=UUID, xml=domain_xml(), libvirt_uri='qemu:///nowhere'))
     with pytest.raises(KvmhostError) as caught:
         driver.outcome()
     assert caught.value.field == 'libvirt_uri'
@@ -714,22 +650,8 @@ def test_a_libvirt_uri_that_cannot_be_reached_fails_naming_the_option(monkeypatc
 # ---------------------------------------------------------------- through the module's main()
 
 def module_result(monkeypatch, capsys, conn, args):
-    """The module's main() with the real LibvirtConnection over ``conn``; its exit code, JSON result and the URIs
-    it connected to."""
-    uris = []
-
-    class Connection(LibvirtConnection):
-        def __init__(self, uri):
-            super().__init__(uri)
-            self._conn = conn
-            uris.append(uri)
-
-    monkeypatch.setattr(DomainDriver, 'connection_class', Connection)
-    monkeypatch.setattr(DomainDriver, 'clock', conn.clock)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exited:
-            domain_module.main()
-    return exited.value.code, json.loads(capsys.readouterr().out), uris
+    """domain's main() over ``conn``: exit code, JSON result, the URIs it connected to."""
+    return module_main_over(monkeypatch, capsys, DomainDriver, domain_module.main, conn, args)
 
 
 def test_the_module_defines_and_starts_and_returns_the_documented_values(monkeypatch, capsys):

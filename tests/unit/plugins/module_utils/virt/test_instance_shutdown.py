@@ -14,22 +14,20 @@ tests/integration/test_power_and_lifecycle.py shuts real QEMU guests down throug
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
 libvirt = pytest.importorskip('libvirt')
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.core.errors import KvmhostError  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt import instance_shutdown  # noqa: E402
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.connection import (  # noqa: E402
-    VIR_ERR_NO_DOMAIN, LibvirtConnection)
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.instance_shutdown import ShutdownDriver  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.module_utils.virt.power import VIR_ERR_OPERATION_INVALID  # noqa: E402
 from ansible_collections.kvmhost.lifecycle.plugins.modules import instance_shutdown as shutdown_module  # noqa: E402
+
+from .libvirt_fakes import (  # noqa: E402
+    FakeModule, FakeVirConnectBase, libvirt_error, module_main_over, no_domain, outcome_over, refuse_real_libvirt)
 
 UUID = '1e0e6ed9-67fd-4b64-98d6-7bde4f6f4fa0'
 # virDomainState
@@ -38,24 +36,6 @@ VIR_ERR_INTERNAL_ERROR, VIR_ERR_SYSTEM_ERROR = 1, 38
 CHANGING = ('create', 'shutdown', 'destroy', 'undefineFlags')
 TIMESTAMP = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z')
 DETAILS = ('seconds', 'clean', 'destroyed', 'shutdown_requests', 'started_at', 'finished_at')
-
-
-def libvirt_error(code, message):
-    """A libvirtError as libvirt-python raises it, its code and message in ``err``."""
-    error = libvirt.libvirtError(message)
-    error.err = (code, 0, message, 0, '', '', '', 0, 0)
-    return error
-
-
-class FakeClock(object):
-    def __init__(self):
-        self.time = 1000.0
-
-    def now(self):
-        return self.time
-
-    def sleep(self, seconds):
-        self.time = round(self.time + seconds, 6)
 
 
 class FakeVirDomain(object):
@@ -84,7 +64,7 @@ class FakeVirDomain(object):
         if name in CHANGING:
             self.conn.changes.append(name)
         if self.gone:
-            raise libvirt_error(VIR_ERR_NO_DOMAIN, "Domain not found: no domain with matching uuid '%s'" % UUID)
+            raise no_domain(UUID)
 
     def state(self):
         self._call('state')
@@ -123,71 +103,27 @@ class FakeVirDomain(object):
         self._state, self.domain_id, self.off_at = SHUTOFF, -1, None
 
 
-class FakeVirConnect(object):
+class FakeVirConnect(FakeVirConnectBase):
     """The virConnect methods LibvirtConnection calls. ``calls`` holds the connection's calls, ``changes`` the names
     of the calls that change a domain, in order."""
 
     def __init__(self):
-        self.clock = FakeClock()
-        self.domains = {}
-        self.calls = []
-        self.changes = []
-        self.closed = 0
-        self.lookup_error = None
+        super().__init__()
 
     def add(self, **kwargs):
         self.domains[UUID] = FakeVirDomain(self, **kwargs)
         return self.domains[UUID]
 
-    def lookupByUUIDString(self, uuid):
-        self.calls.append(('lookupByUUIDString', uuid))
-        if self.lookup_error is not None:
-            raise self.lookup_error
-        if uuid not in self.domains:
-            raise libvirt_error(VIR_ERR_NO_DOMAIN, "Domain not found: no domain with matching uuid '%s'" % uuid)
-        return self.domains[uuid]
-
-    def lookupByName(self, name):
-        self.calls.append(('lookupByName', name))
-        raise AssertionError('a domain is found by its UUID, never by its name')
-
-    def close(self):
-        self.closed += 1
-
-
-class FakeModule(object):
-    """What the driver uses of AnsibleModule: the parameters, with the defaults of the module's own spec, and the
-    modes."""
-
-    def __init__(self, check_mode=False, diff=False, **params):
-        self.params = dict((name, spec.get('default')) for name, spec in shutdown_module.ITEM_SPEC.items())
-        self.params.update(params)
-        self.check_mode = check_mode
-        self._diff = diff
-
-    def fail_json(self, msg, **_kwargs):
-        raise AssertionError(msg)
-
 
 @pytest.fixture(autouse=True)
 def no_real_libvirt(monkeypatch):
-    """A unit test that reached for libvirtd would fail here instead of connecting."""
-    def refuse(uri):
-        raise AssertionError('unit tests connect to no libvirtd (%s)' % uri)
-    monkeypatch.setattr(libvirt, 'open', refuse)
+    refuse_real_libvirt(monkeypatch)
 
 
 def run_driver(conn, check_mode=False, diff=False, **params):
     """ShutdownDriver through outcome() on the real LibvirtConnection over ``conn``; (driver, result)."""
     params.setdefault('uuid', UUID)
-    live = LibvirtConnection('qemu:///system')
-    live._conn = conn  # pylint: disable=protected-access
-    driver = ShutdownDriver(FakeModule(check_mode, diff, **params), connection=live)
-    driver.clock = conn.clock
-    closed = conn.closed
-    result = driver.outcome()
-    assert conn.closed == closed + 1
-    return driver, result
+    return outcome_over(ShutdownDriver, FakeModule(shutdown_module.ITEM_SPEC, check_mode, diff, **params), conn)
 
 
 def run(conn, check_mode=False, diff=False, **params):
@@ -397,22 +333,8 @@ def test_a_lookup_error_other_than_no_domain_is_libvirts_own_and_the_connection_
 # ---------------------------------------------------------------- through the module's main()
 
 def module_result(monkeypatch, capsys, conn, args):
-    """The module's main() with the real LibvirtConnection over ``conn``; its exit code, JSON result and the URIs
-    it connected to."""
-    uris = []
-
-    class Connection(LibvirtConnection):
-        def __init__(self, uri):
-            super().__init__(uri)
-            self._conn = conn
-            uris.append(uri)
-
-    monkeypatch.setattr(ShutdownDriver, 'connection_class', Connection)
-    monkeypatch.setattr(ShutdownDriver, 'clock', conn.clock)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exited:
-            shutdown_module.main()
-    return exited.value.code, json.loads(capsys.readouterr().out), uris
+    """shutdown's main() over ``conn``: exit code, JSON result, the URIs it connected to."""
+    return module_main_over(monkeypatch, capsys, ShutdownDriver, shutdown_module.main, conn, args)
 
 
 def test_the_module_shuts_down_and_returns_the_documented_values(monkeypatch, capsys):
