@@ -214,11 +214,11 @@ def test_bad_input_fails_and_changes_nothing(netns):
 
 
 BAD_LINE_WRAPPER = '''
-from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall
-from ansible_collections.kvmhost.lifecycle.plugins.modules import instance_firewall
+from ansible_collections.kvmhost.lifecycle.plugins.module_utils.network import instance_firewall as firewall_utils
+from ansible_collections.kvmhost.lifecycle.plugins.modules import instance_firewall as firewall_module
 
 
-class BadLineRunner(instance_firewall.IptablesRunner):
+class BadLineRunner(firewall_utils.IptablesRunner):
     """The real runner, but the restore payload gets one line that iptables-restore rejects, just before COMMIT."""
 
     def restore(self, family, payload):
@@ -226,8 +226,8 @@ class BadLineRunner(instance_firewall.IptablesRunner):
         super().restore(family, payload.replace('COMMIT', bad + '\\nCOMMIT'))
 
 
-instance_firewall.InstanceFirewallDriver.runner_class = BadLineRunner
-instance_firewall.main()
+firewall_utils.InstanceFirewallDriver.runner_class = BadLineRunner
+firewall_module.main()
 '''
 
 
