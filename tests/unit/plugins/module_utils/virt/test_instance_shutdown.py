@@ -107,9 +107,6 @@ class FakeVirConnect(FakeVirConnectBase):
     """The virConnect methods LibvirtConnection calls. ``calls`` holds the connection's calls, ``changes`` the names
     of the calls that change a domain, in order."""
 
-    def __init__(self):
-        super().__init__()
-
     def add(self, **kwargs):
         self.domains[UUID] = FakeVirDomain(self, **kwargs)
         return self.domains[UUID]
